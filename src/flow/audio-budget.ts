@@ -1,0 +1,54 @@
+/**
+ * AudioBudget: the bound on audio in flight through a pipeline, in seconds. Strategy: **wait**.
+ *
+ * A source `reserve`s the duration of each chunk before it emits it and waits while the budget is
+ * full; a sink `release`s the duration of the audio it has written (played, for a live sink).
+ * A flush `reset`s it. Nothing is dropped: the source simply reads its input no faster than the
+ * sink consumes it, so every queue between them is bounded by `capacity` seconds of audio.
+ *
+ * `queued` is also what the idle clock reads: it ticks only when less than a frame is queued.
+ */
+export class AudioBudget {
+  private inFlight = 0;
+  private waiters: Array<{ seconds: number; resolve: () => void }> = [];
+
+  /** `capacity`: seconds of audio allowed in flight (default 2 s). */
+  constructor(readonly capacity = 2) {}
+
+  /** Seconds of audio reserved and not yet released. */
+  get queued(): number {
+    return this.inFlight;
+  }
+
+  /** Resolves once `seconds` fit under the capacity (at once when nothing is in flight). */
+  reserve(seconds: number): Promise<void> {
+    if (this.fits(seconds) && this.waiters.length === 0) {
+      this.inFlight += seconds;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push({ seconds, resolve }));
+  }
+
+  release(seconds: number): void {
+    this.inFlight = Math.max(0, this.inFlight - seconds);
+    this.wake();
+  }
+
+  /** Forget everything in flight (after a flush) and let waiting sources go on. */
+  reset(): void {
+    this.inFlight = 0;
+    this.wake();
+  }
+
+  private fits(seconds: number): boolean {
+    return this.inFlight === 0 || this.inFlight + seconds <= this.capacity;
+  }
+
+  private wake(): void {
+    while (this.waiters.length > 0 && this.fits(this.waiters[0].seconds)) {
+      const w = this.waiters.shift()!;
+      this.inFlight += w.seconds;
+      w.resolve();
+    }
+  }
+}

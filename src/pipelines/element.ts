@@ -1,0 +1,76 @@
+/**
+ * The contract every pipeline element (source, operator, sink) fulfils, and the caps
+ * (stream formats) checked when a pipeline is built, GStreamer-style.
+ */
+import type { Observable, SchedulerLike } from 'rxjs';
+import type { z } from 'zod';
+import type { PipelineEvent } from '../events.ts';
+import type { AudioBudget } from '../flow/audio-budget.ts';
+import type { Logger } from '../log.ts';
+
+/** What flows out of an element, as far as the build-time check needs to know. */
+export type Caps =
+  | {
+      readonly kind: 'audio';
+      /** Hz, or null when only known at run time (a WAV source before its header is read). */
+      readonly sampleRate: number | null;
+      readonly channels: number | null;
+      /** Samples per channel in every chunk, or null for any size. */
+      readonly chunk: number | null;
+    }
+  | { readonly kind: 'video'; readonly width: number; readonly height: number }
+  | { readonly kind: 'av'; readonly width: number; readonly height: number };
+
+/** Everything an element may use at run time. One per pipeline run (one per session when live). */
+export interface PipelineContext {
+  /** Output frame rate, frames per second (default 25). */
+  readonly fps: number;
+  /** The bound on audio in flight (strategy: wait). */
+  readonly budget: AudioBudget;
+  /** The source's own events (audio at its original rate and channels, segment ends, flushes), shared. */
+  readonly sourceEvents: Observable<PipelineEvent>;
+  readonly log: Logger;
+  /** For timers (idle ticks); a TestScheduler in marble tests. Undefined means RxJS's default. */
+  readonly scheduler?: SchedulerLike;
+}
+
+export type EventOperator = (input: Observable<PipelineEvent>) => Observable<PipelineEvent>;
+
+/** Progress a sink reports as it writes. */
+export interface SinkProgress {
+  readonly frames: number;
+  /** Seconds of media written. */
+  readonly seconds: number;
+}
+
+interface ElementBase<P extends z.ZodTypeAny> {
+  /** The name used in pipeline specs, kebab-case. */
+  readonly name: string;
+  /** One line for `--help` and error messages. */
+  readonly summary: string;
+  /** Parameters, with defaults and units documented in their `describe()`. */
+  readonly params: P;
+}
+
+export interface SourceElement<P extends z.ZodTypeAny = z.ZodTypeAny> extends ElementBase<P> {
+  readonly role: 'source';
+  readonly caps: (params: z.output<P>) => Caps;
+  readonly create: (params: z.output<P>, ctx: PipelineContext) => Observable<PipelineEvent>;
+}
+
+export interface OperatorElement<P extends z.ZodTypeAny = z.ZodTypeAny> extends ElementBase<P> {
+  readonly role: 'operator';
+  /** Output caps for these input caps, or a string naming why the input cannot be accepted. */
+  readonly caps: (params: z.output<P>, input: Caps, fps: number) => Caps | string;
+  readonly create: (params: z.output<P>, ctx: PipelineContext) => EventOperator;
+}
+
+export interface SinkElement<P extends z.ZodTypeAny = z.ZodTypeAny> extends ElementBase<P> {
+  readonly role: 'sink';
+  /** null when the input is accepted, else why not. */
+  readonly accepts: (params: z.output<P>, input: Caps) => string | null;
+  /** Subscribing writes; completes when everything is written (file closed, tracks flushed). */
+  readonly create: (params: z.output<P>, ctx: PipelineContext) => (input: Observable<PipelineEvent>) => Observable<SinkProgress>;
+}
+
+export type Element = SourceElement | OperatorElement | SinkElement;
