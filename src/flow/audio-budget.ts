@@ -29,6 +29,16 @@ export class AudioBudget {
     return new Promise((resolve) => this.waiters.push({ seconds, resolve }));
   }
 
+  /**
+   * Reserve at once, without waiting, if no more than `limit` seconds would then be in flight;
+   * returns whether it did. The idle clock uses it to keep only a few frames queued.
+   */
+  tryReserve(seconds: number, limit: number): boolean {
+    if (this.waiters.length > 0 || this.inFlight + seconds > limit) return false;
+    this.inFlight += seconds;
+    return true;
+  }
+
   release(seconds: number): void {
     this.inFlight = Math.max(0, this.inFlight - seconds);
     this.wake();
