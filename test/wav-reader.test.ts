@@ -1,10 +1,11 @@
 import { execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../src/errors.ts';
 import { readWav, type ReadWavOptions, type WavFormat } from '../src/sources/wav-reader.ts';
+import { isOpenHere } from './helpers/open-files.ts';
 import { encodeWav, linearToAlaw, linearToMulaw, type WavEncodeOptions } from './helpers/wav-writer.ts';
 
 const dir = mkdtempSync(join(tmpdir(), 'wav-reader-'));
@@ -46,16 +47,6 @@ async function readAll(path: string, opts: Partial<ReadWavOptions> = {}) {
 
 const maxError = (a: Float32Array, b: Float32Array): number => a.reduce((m, x, i) => Math.max(m, Math.abs(x - b[i])), 0);
 
-/** Whether this process holds a descriptor open on `path` (Linux /proc). */
-const isOpen = (path: string): boolean =>
-  readdirSync('/proc/self/fd').some((fd) => {
-    try {
-      return readlinkSync(`/proc/self/fd/${fd}`) === path;
-    } catch {
-      return false;
-    }
-  });
-
 async function expectInputError(path: string, problem: RegExp, opts: Partial<ReadWavOptions> = {}): Promise<InputError> {
   const error = await readAll(path, opts).then(
     () => null,
@@ -66,7 +57,7 @@ async function expectInputError(path: string, problem: RegExp, opts: Partial<Rea
   expect(e.subject).toBe(path);
   expect(e.message.startsWith(`${path}: `)).toBe(true);
   expect(e.problem).toMatch(problem);
-  expect(isOpen(path)).toBe(false);
+  expect(isOpenHere(path)).toBe(false);
   return e;
 }
 
@@ -304,9 +295,9 @@ describe('readWav file handle', () => {
     const warnings: string[] = [];
     const gen = readWav(path, { blockFrames: 10, nonFinite: 'silence', onWarning: (m) => warnings.push(m) });
     expect((await gen.next()).done).toBe(false);
-    expect(isOpen(path)).toBe(true);
+    expect(isOpenHere(path)).toBe(true);
     await gen.return();
-    expect(isOpen(path)).toBe(false);
+    expect(isOpenHere(path)).toBe(false);
     expect(warnings).toEqual(['1 non-finite float samples (NaN or Inf) replaced with silence']);
   });
 });
