@@ -61,7 +61,7 @@ export function wavFile(path: string, opts: WavFileOptions): Observable<Pipeline
     };
     run().catch((e: unknown) => subscriber.error(e));
     return () => {
-      void blocks.return(undefined);
+      blocks.return(undefined).catch((e: unknown) => log.warn({ path, err: e }, 'closing the WAV file failed'));
     };
   });
 }
