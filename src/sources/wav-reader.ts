@@ -103,9 +103,7 @@ export async function* readWav(path: string, opts: ReadWavOptions): AsyncGenerat
       let filled = 0;
       while (filled < capacity && remaining > 0) {
         const want = Math.min(readBytes, capacity - filled, remaining);
-        const { bytesRead } = await handle.read(pending, filled, want, position).catch((e: unknown) => {
-          throw ioError(path, e);
-        });
+        const { bytesRead } = await handle.read(pending, filled, want, position);
         if (bytesRead === 0) break;
         filled += bytesRead;
         position += bytesRead;
