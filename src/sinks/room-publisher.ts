@@ -1,0 +1,377 @@
+/**
+ * publishToRoom: the avatar's output, published to a LiveKit room as two tracks, `avatar_audio`
+ * (SOURCE_MICROPHONE) and `avatar_video` (SOURCE_CAMERA), with the playback events of the protocol.
+ *
+ * ```
+ * source:  -a0--a0-----F--a1--a1----S1--       (a: source audio of segments 0, 1; F: flush; S: segment-end)
+ * input:   ---p0--p0------F--p1--p1----S1      (p: av frames of each segment)
+ * output:  ---s0-.-.--f0!----s1--.--.----f1    (s: playback-started, f0!: finished interrupted; .: progress)
+ * ```
+ *
+ * - The clock is the audio: each frame's audio goes into an rtc-node AudioSource (queue `audioQueueMs`,
+ *   default 100 ms) whose real-time playout makes `captureFrame` wait; the frame's video is captured
+ *   the moment its audio is accepted, so the pair is released together. Video timestamps (us) are the
+ *   seconds of audio accepted before the frame. Tracks are published at the first frame.
+ * - Audio is published at `sampleRate` Hz (default: the first frame's) with the first frame's channel
+ *   count; frames at another rate go through rtc-node's AudioResampler; another channel count is an error.
+ * - Frames wait in a queue of at most `maxQueuedFrames` (default 50 = 2 s at 25 fps; strategy: drop the
+ *   oldest, counted as dropped). Upstream, the AudioBudget (strategy: wait) keeps it well below that.
+ *   The sink releases each frame's audio duration from the budget when the AudioSource accepts it.
+ * - Segments: a segment becomes active when its first audio appears on `sourceEvents` (the source's
+ *   own events, in the source's order). `playback-started` is emitted when its first audio is accepted;
+ *   `playback-finished` (interrupted false) when its segment-end comes out of the queue and the audio
+ *   before it has played (now + the AudioSource's queued duration). Position: seconds of the segment's
+ *   audio accepted (padding excluded).
+ * - Flush (first seen on `sourceEvents`, or on the input): drops the queue, `AudioSource.clearQueue()`,
+ *   `budget.reset()`, and emits `playback-finished` (interrupted true, position = audio actually played)
+ *   for every active segment, even one none of whose frames arrived yet: an agent waits for it.
+ *   Frames of those segments that arrive later are dropped.
+ * - `progress` events carry the metrics: frames published, seconds of audio, queue depth, dropped
+ *   frames, and the A/V offset (ms the frame's audio starts playing after its video was captured).
+ * - Completes when the input has completed and the audio has played out. Unsubscribing unpublishes the
+ *   tracks and closes the sources.
+ */
+import {
+  AudioFrame as RtcAudioFrame,
+  AudioResampler,
+  AudioSource,
+  LocalAudioTrack,
+  LocalVideoTrack,
+  type Room,
+  TrackPublishOptions,
+  TrackSource,
+  VideoBufferType,
+  VideoFrame as RtcVideoFrame,
+  VideoSource,
+} from '@livekit/rtc-node';
+import { Observable, type Subscriber } from 'rxjs';
+import { z } from 'zod';
+import { InputError } from '../errors.ts';
+import { chunkDuration, chunkFrames, type AudioChunk, type AvFrame, type PipelineEvent, type SegmentEnd } from '../events.ts';
+import type { AudioBudget } from '../flow/audio-budget.ts';
+import { AVATAR_AUDIO_TRACK, AVATAR_VIDEO_TRACK } from '../livekit/protocol.ts';
+import type { Logger } from '../log.ts';
+import type { SinkElement } from '../pipelines/element.ts';
+import { acceptsAv } from './accepts-av.ts';
+
+export interface PublisherMetrics {
+  /** Frames published. */
+  readonly frames: number;
+  /** Seconds of audio accepted by the AudioSource. */
+  readonly seconds: number;
+  /** Frames waiting in the sink's queue. */
+  readonly queued: number;
+  /** Frames dropped (queue full, or of an interrupted segment). */
+  readonly dropped: number;
+  /** Milliseconds between the last video frame's capture and the start of its audio's playout. */
+  readonly avOffsetMs: number;
+}
+
+export type PublisherEvent =
+  | ({ readonly type: 'progress' } & PublisherMetrics)
+  | { readonly type: 'playback-started'; readonly segment: number }
+  | { readonly type: 'playback-finished'; readonly segment: number; readonly position: number; readonly interrupted: boolean };
+
+export interface RoomPublisherOptions {
+  /** A connected room. */
+  readonly room: Room;
+  readonly budget: AudioBudget;
+  readonly log: Logger;
+  /** The source's own events: segments start at their first audio here, and flushes are seen first here. */
+  readonly sourceEvents: Observable<PipelineEvent>;
+  /** AudioSource queue, milliseconds (default 100). */
+  readonly audioQueueMs?: number;
+  /** Published audio rate, Hz (default: the first frame's). */
+  readonly sampleRate?: number;
+  /** Frames the sink queues at most (default 50). */
+  readonly maxQueuedFrames?: number;
+}
+
+interface ActiveSegment {
+  /** Audio clock (s) when its first audio was accepted; null before. */
+  start: number | null;
+  /** Seconds of its audio accepted. */
+  pushed: number;
+  /** Pending playback-finished after its segment-end. */
+  finishing?: ReturnType<typeof setTimeout>;
+}
+
+interface Output {
+  readonly audio: AudioSource;
+  readonly video: VideoSource;
+  readonly channels: number;
+  readonly tracks: Array<LocalAudioTrack | LocalVideoTrack>;
+  resampler: AudioResampler | null;
+}
+
+export function publishToRoom(options: RoomPublisherOptions): (input: Observable<PipelineEvent>) => Observable<PublisherEvent> {
+  const { room, budget, log } = options;
+  const queueMs = options.audioQueueMs ?? 100;
+  const maxQueued = options.maxQueuedFrames ?? 50;
+
+  return (input) =>
+    new Observable<PublisherEvent>((subscriber: Subscriber<PublisherEvent>) => {
+      const queue: Array<AvFrame | SegmentEnd> = [];
+      const active = new Map<number, ActiveSegment>();
+      let out: Output | null = null;
+      let opening: Promise<Output> | null = null;
+      /** Audio clock: seconds of audio accepted. */
+      let clock = 0;
+      let frames = 0;
+      let dropped = 0;
+      let avOffsetMs = 0;
+      /** Highest segment announced by the source; segments up to `dead` were flushed. */
+      let announced = -1;
+      let dead = -1;
+      /** Bumped by every flush, so a capture in flight across a flush knows it. */
+      let generation = 0;
+      /** Flushes handled from sourceEvents whose copy on the input is still to come. */
+      let flushesAhead = 0;
+      let pumping = false;
+      let inputDone = false;
+      let stopped = false;
+
+      const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, avOffsetMs });
+      const played = (): number => clock - (out?.audio.queuedDuration ?? 0) / 1000;
+
+      const finish = (segment: number, position: number, interrupted: boolean): void => {
+        subscriber.next({ type: 'playback-finished', segment, position: Math.max(0, position), interrupted });
+      };
+
+      const onFlush = (fromSource: boolean): void => {
+        if (!fromSource && flushesAhead > 0) {
+          flushesAhead--;
+          return;
+        }
+        if (fromSource) flushesAhead++;
+        generation++;
+        const now = played();
+        for (const [segment, st] of [...active].sort((a, b) => a[0] - b[0])) {
+          clearTimeout(st.finishing);
+          finish(segment, st.start === null ? 0 : Math.min(st.pushed, now - st.start), true);
+        }
+        active.clear();
+        dead = Math.max(dead, announced);
+        queue.length = 0;
+        if (out !== null) {
+          out.audio.clearQueue();
+          out.resampler?.close();
+          out.resampler = null;
+        }
+        budget.reset();
+        subscriber.next(metrics());
+      };
+
+      const open = async (first: AvFrame): Promise<Output> => {
+        const { sampleRate: inRate, channels } = first.audio;
+        const rate = options.sampleRate ?? inRate;
+        const audioSource = new AudioSource(rate, channels, queueMs);
+        const videoSource = new VideoSource(first.video.width, first.video.height);
+        const audioTrack = LocalAudioTrack.createAudioTrack(AVATAR_AUDIO_TRACK, audioSource);
+        const videoTrack = LocalVideoTrack.createVideoTrack(AVATAR_VIDEO_TRACK, videoSource);
+        const local = room.localParticipant;
+        if (local === undefined) throw new InputError('livekit-room', 'the room is not connected');
+        await local.publishTrack(audioTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
+        await local.publishTrack(videoTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
+        return { audio: audioSource, video: videoSource, channels, tracks: [audioTrack, videoTrack], resampler: null };
+      };
+
+      /** The frame's audio as rtc-node frames at the published rate. */
+      const toRtc = (o: Output, a: AudioChunk): RtcAudioFrame[] => {
+        if (a.channels !== o.channels) {
+          throw new InputError('livekit-room', `audio has ${a.channels} channels but the track was published with ${o.channels}; add a resample operator with channels ${o.channels}`);
+        }
+        const frame = new RtcAudioFrame(floatToS16(a.samples), a.sampleRate, a.channels, chunkFrames(a));
+        if (a.sampleRate === o.audio.sampleRate) {
+          const tail = o.resampler?.flush() ?? [];
+          o.resampler = null;
+          return [...tail, frame];
+        }
+        if (o.resampler === null || o.resampler.inputRate !== a.sampleRate) {
+          const tail = o.resampler?.flush() ?? [];
+          o.resampler = new AudioResampler(a.sampleRate, o.audio.sampleRate, a.channels);
+          return [...tail, ...o.resampler.push(frame)];
+        }
+        return o.resampler.push(frame);
+      };
+
+      const publishFrame = async (f: AvFrame): Promise<void> => {
+        opening ??= open(f);
+        const o = (out = await opening);
+        if (stopped) return;
+        const gen = generation;
+        const segment = f.video.segment;
+        const speech = segment !== null;
+        const start = clock;
+        for (const rf of toRtc(o, f.audio)) {
+          await o.audio.captureFrame(rf);
+          if (gen !== generation || stopped) {
+            o.audio.clearQueue();
+            return;
+          }
+        }
+        const seconds = chunkDuration(f.audio);
+        clock += seconds;
+        budget.release(seconds);
+        avOffsetMs = Math.max(0, o.audio.queuedDuration - seconds * 1000);
+        const data = f.video.data;
+        o.video.captureFrame(new RtcVideoFrame(data, f.video.width, f.video.height, VideoBufferType.RGBA), BigInt(Math.round(start * 1e6)));
+        frames++;
+        if (speech) {
+          let st = active.get(segment);
+          if (st === undefined) {
+            st = { start: null, pushed: 0 };
+            active.set(segment, st);
+          }
+          if (st.start === null) {
+            st.start = start;
+            subscriber.next({ type: 'playback-started', segment });
+          }
+          st.pushed += seconds - (f.audio.padding ?? 0) / f.audio.sampleRate;
+        }
+        subscriber.next(metrics());
+      };
+
+      const endSegment = (e: SegmentEnd): void => {
+        const st = active.get(e.segment);
+        if (st === undefined || st.finishing !== undefined) return;
+        st.finishing = setTimeout(() => {
+          active.delete(e.segment);
+          finish(e.segment, st.pushed, false);
+          maybeComplete();
+        }, out?.audio.queuedDuration ?? 0);
+      };
+
+      const maybeComplete = (): void => {
+        if (!inputDone || pumping || queue.length > 0 || [...active.values()].some((st) => st.finishing !== undefined)) return;
+        const o = out;
+        if (o === null) return subscriber.complete();
+        void o.audio.waitForPlayout().then(() => subscriber.complete());
+      };
+
+      const pump = async (): Promise<void> => {
+        if (pumping) return;
+        pumping = true;
+        try {
+          for (let e = queue.shift(); e !== undefined && !stopped; e = queue.shift()) {
+            if (e.type === 'segment-end') endSegment(e);
+            else await publishFrame(e);
+          }
+        } catch (err) {
+          subscriber.error(err);
+          return;
+        } finally {
+          pumping = false;
+        }
+        maybeComplete();
+      };
+
+      const onInput = (e: PipelineEvent): void => {
+        if (e.type === 'flush') return onFlush(false);
+        if (e.type === 'segment-end') {
+          if (e.segment > dead) queue.push(e);
+        } else if (e.type === 'av') {
+          const segment = e.video.segment;
+          if (segment !== null && segment <= dead) {
+            dropped++;
+            return;
+          }
+          if (queue.length >= maxQueued) {
+            const old = queue.findIndex((q) => q.type === 'av');
+            const [gone] = queue.splice(old, 1);
+            if (gone.type === 'av') budget.release(chunkDuration(gone.audio));
+            dropped++;
+          }
+          queue.push(e);
+        } else {
+          log.warn({ type: e.type }, 'livekit-room: takes av frames, segment-ends and flushes; event ignored');
+          return;
+        }
+        void pump();
+      };
+
+      const sourceSub = options.sourceEvents.subscribe({
+        next: (e) => {
+          if (e.type === 'flush') onFlush(true);
+          else if (e.type === 'audio' && e.segment > dead && !active.has(e.segment)) {
+            announced = Math.max(announced, e.segment);
+            active.set(e.segment, { start: null, pushed: 0 });
+          }
+        },
+        error: (err: unknown) => subscriber.error(err),
+      });
+      const inputSub = input.subscribe({
+        next: onInput,
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => {
+          inputDone = true;
+          maybeComplete();
+        },
+      });
+
+      return () => {
+        stopped = true;
+        sourceSub.unsubscribe();
+        inputSub.unsubscribe();
+        for (const st of active.values()) clearTimeout(st.finishing);
+        void (opening ?? Promise.resolve(null)).then(async (o) => {
+          if (o === null) return;
+          for (const t of o.tracks) if (t.sid !== undefined) await room.localParticipant?.unpublishTrack(t.sid).catch(() => undefined);
+          o.resampler?.close();
+          await o.audio.close();
+          await o.video.close();
+        }, () => undefined);
+      };
+    });
+}
+
+/** float32 in [-1, 1] to s16, clipped. */
+export function floatToS16(samples: Float32Array): Int16Array {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    const v = Math.max(-1, Math.min(1, samples[i]));
+    out[i] = v < 0 ? Math.round(v * 32768) : Math.round(v * 32767);
+  }
+  return out;
+}
+
+const roomPublisherParams = z
+  .object({
+    audioQueueMs: z.number().int().min(10).default(100).describe('AudioSource queue, milliseconds (default 100)'),
+    sampleRate: z.number().int().min(8000).optional().describe("published audio rate, Hz (default: the first frame's)"),
+    maxQueuedFrames: z.number().int().min(1).default(50).describe('frames queued in the sink at most (default 50; strategy: drop oldest)'),
+  })
+  .strict();
+
+/** What the worker gives the `livekit-room` sink: the room, and where the playback events go. */
+export interface RoomPublisherResource {
+  readonly room: Room;
+  readonly onPlayback: (e: Exclude<PublisherEvent, { type: 'progress' }>) => void;
+}
+
+/** The `livekit-room` sink, bound to one session's room (the worker builds one per session). */
+export function roomPublisherElement(resource: RoomPublisherResource): SinkElement<typeof roomPublisherParams> {
+  return {
+    role: 'sink',
+    name: 'livekit-room',
+    summary: 'publish av frames to a LiveKit room as avatar_audio / avatar_video tracks (audio playout is the clock)',
+    params: roomPublisherParams,
+    accepts: (_p, caps) => acceptsAv(caps),
+    create: (p, ctx) => (input) =>
+      new Observable((subscriber) =>
+        publishToRoom({
+          room: resource.room,
+          budget: ctx.budget,
+          log: ctx.log,
+          sourceEvents: ctx.sourceEvents,
+          audioQueueMs: p.audioQueueMs,
+          maxQueuedFrames: p.maxQueuedFrames,
+          ...(p.sampleRate !== undefined ? { sampleRate: p.sampleRate } : {}),
+        })(input).subscribe({
+          next: (e) => (e.type === 'progress' ? subscriber.next({ frames: e.frames, seconds: e.seconds }) : resource.onPlayback(e)),
+          error: (err: unknown) => subscriber.error(err),
+          complete: () => subscriber.complete(),
+        }),
+      ),
+  };
+}
