@@ -115,13 +115,19 @@ const releases = (samples: Float32Array, chunk: number, lookahead: AudioLookahea
   const attention = new AudioAttentionWindowing<AveWindow>(lookahead);
   const at = new Map<number, number | 'end'>();
   const frames: FrameAudio<AveWindow>[] = [];
+  const record = (released: FrameAudio<AveWindow>[], when: number | 'end') => {
+    for (const f of released) {
+      at.set(f.frame, when);
+      frames.push(f);
+    }
+  };
   const feed = (ws: AveWindow[], when: number | 'end') => {
-    for (const w of ws) for (const f of attention.pushFeature(w)) (at.set(f.frame, when), frames.push(f));
+    for (const w of ws) record(attention.pushFeature(w), when);
   };
   for (let c = 0; c * chunk < samples.length; c++) feed(windows.pushMel(mel.push(samples.subarray(c * chunk, (c + 1) * chunk))), c);
   feed(windows.pushMel(mel.end(AVE_WINDOW_FRAMES)), 'end');
   feed(windows.end(), 'end');
-  for (const f of attention.end()) (at.set(f.frame, 'end'), frames.push(f));
+  record(attention.end(), 'end');
   return { at, frames };
 };
 
