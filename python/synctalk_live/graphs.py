@@ -1,0 +1,124 @@
+"""Export-friendly modules: the same computation as `reference`, written with static shapes and plain ops.
+
+- grids: every tri-plane level is de-hashed into a dense texture (`grid.dense_tables`), so a lookup is
+  floor / Gather / bilinear weights; the tiled torso grid uses Mod on the corner index.
+- marcher: all LATTICE lattice points t_k = near + k DT are tested against the occupancy grid (one Gather);
+  TopK on occupied * (LATTICE - k) picks the first `samples` occupied points in marching order.
+- compositing: T_i = exp(-DT * exclusive_cumsum(sigma)); sample i counts iff T_(i-1) >= 1e-4 (the CUDA early stop).
+"""
+import torch
+from torch import nn
+
+from .grid import TORSO, TRIPLANE, dense_tables
+from .marcher import DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, unpack_bitfield, voxel
+from .model import HeadNet, TorsoNet
+from .reference import PLANES, torso_occupancy
+
+
+class GatherGrid(nn.Module):
+    """Bilinear multi-level lookup from a flat table. Tri-plane: dense textures; torso: tiled with Mod."""
+
+    def __init__(self, table, bases, strides, scales, level_dim, modulo=None):
+        super().__init__()
+        self.register_buffer('table', table.float())
+        self.register_buffer('bases', bases.long())
+        self.register_buffer('strides', strides.long())
+        self.register_buffer('scales', torch.tensor([float(s) for s in scales], dtype=torch.float32))
+        self.register_buffer('modulo', None if modulo is None else modulo.long())
+        self.level_dim = level_dim
+
+    def forward(self, x):
+        x01 = (x + 1.0) / 2.0
+        inside = ((x01 >= 0) & (x01 <= 1)).all(dim=-1, keepdim=True)
+        pos = torch.clamp(x01, 0.0, 1.0)[:, None, :] * self.scales[None, :, None] + 0.5
+        g = torch.floor(pos)
+        f = pos - g
+        g = g.long()
+        acc = 0
+        for corner in range(4):
+            bx, by = corner & 1, (corner >> 1) & 1
+            wx = f[:, :, 0] if bx else 1 - f[:, :, 0]
+            wy = f[:, :, 1] if by else 1 - f[:, :, 1]
+            idx = (g[:, :, 0] + bx) + (g[:, :, 1] + by) * self.strides
+            if self.modulo is not None:
+                idx = torch.remainder(idx, self.modulo)
+            vals = self.table[idx + self.bases]
+            acc = acc + (wx * wy)[:, :, None] * vals
+        return acc.reshape(x.shape[0], -1) * inside.float()
+
+
+def triplane_grid(embeddings):
+    table, bases, strides = dense_tables(embeddings, TRIPLANE)
+    return GatherGrid(table, bases, strides, TRIPLANE.scales, 1)
+
+
+def torso_grid(embeddings):
+    spec = TORSO
+    assert all(r + 1 <= h for r, h in zip(spec.resolutions, spec.hashmap_sizes))
+    return GatherGrid(embeddings, torch.tensor(spec.offsets[:-1]), torch.tensor([r + 1 for r in spec.resolutions]),
+                      spec.scales, spec.level_dim, torch.tensor(spec.hashmap_sizes))
+
+
+class RenderGraph(nn.Module):
+    """enc_a [1, 32] f32, eye [1, E] f32, pose [4, 4] f32 (ngp c2w), then per mode
+      head:     torso_rgba [H, W, 4] u8 (torso_imgs frame, composited over the baked bc.jpg)
+      portrait: torso_rgba, ori [H, W, 3] u8, mask [H, W, 1] u8 (255 - G of parsing/<id>_face.png)
+      torso:    anchor [1, 6] f32 (learned torso over the baked bc.jpg)
+    -> rgb [H, W, 3] f32 in [0, 1]."""
+
+    def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0):
+        super().__init__()
+        self.register_buffer('bc', torch.as_tensor(bc).float().reshape(-1, 3))
+        self.mode, self.height, self.width, self.samples = mode, height, width, samples
+        self.head = HeadNet(sd)
+        self.planes = nn.ModuleList([triplane_grid(sd[f'encoder_{p}.embeddings'].float()) for p, _ in PLANES])
+        self.axes = [list(ax) for _, ax in PLANES]
+        self.register_buffer('dirs', camera_dirs(height, width, intrinsics))
+        self.register_buffer('occ', unpack_bitfield(sd['density_bitfield']).reshape(-1).to(torch.uint8))
+        self.register_buffer('lattice', torch.arange(LATTICE, dtype=torch.float32))
+        if mode == 'torso':
+            self.torso = TorsoNet(sd, torso_grid(sd['torso_encoder.embeddings'].float()))
+            mask = torso_occupancy(sd, mean_density_torso, height, width)
+            self.register_buffer('torso_coords', bg_coords(height, width)[mask])
+            slot = torch.zeros(height * width, dtype=torch.int64)
+            slot[mask] = torch.arange(1, int(mask.sum()) + 1)
+            self.register_buffer('torso_slot', slot)
+
+    def encode_x(self, xyz):
+        return torch.cat([grid(xyz[:, ax]) for grid, ax in zip(self.planes, self.axes)], dim=-1)
+
+    def forward(self, enc_a, eye, pose, *frames):
+        p, s = self.dirs.shape[0], self.samples
+        d = self.dirs @ pose[:3, :3].t()
+        o = pose[:3, 3].reshape(1, 3)
+        near, far = near_far(o.expand(p, 3), d)
+        t = near[:, None] + self.lattice[None, :] * DT
+        v = voxel(clamp_aabb(o[:, None, :] + t[:, :, None] * d[:, None, :]))
+        occupied = (self.occ[v[:, :, 0] * (GRID * GRID) + v[:, :, 1] * GRID + v[:, :, 2]] > 0) & (t < far[:, None])
+        score = occupied.float() * (LATTICE - self.lattice)[None, :]
+        top, index = torch.topk(score, s, dim=1)
+        taken = top > 0
+        ts = torch.gather(t, 1, index)
+        dd = d[:, None, :].expand(p, s, 3).reshape(-1, 3)
+        xyz = clamp_aabb(o + ts.reshape(-1, 1) * dd)
+        sigma, rgb = self.head(self.encode_x(xyz), dd, enc_a, eye)
+        sigma = torch.where(taken, sigma.reshape(p, s), torch.zeros_like(ts))
+        tau = sigma * DT
+        trans = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
+        prev = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
+        w = (1.0 - torch.exp(-tau)) * trans * (taken & (prev >= T_THRESH)).float()
+        wsum = w.sum(dim=1, keepdim=True)
+        image = (w[:, :, None] * rgb.reshape(p, s, 3)).sum(dim=1)
+        if self.mode == 'torso':
+            alpha, color = self.torso(self.torso_coords, frames[0])
+            alpha = torch.cat([torch.zeros_like(alpha[:1]), alpha], dim=0)[self.torso_slot]
+            color = torch.cat([torch.zeros_like(color[:1]), color], dim=0)[self.torso_slot]
+            bg = color * alpha + self.bc * (1 - alpha)
+        else:
+            rgba = frames[0].reshape(p, 4).float() / 255.0
+            bg = rgba[:, :3] * rgba[:, 3:] + self.bc * (1 - rgba[:, 3:])
+        image = torch.clamp(image + (1 - wsum) * bg, 0.0, 1.0).reshape(self.height, self.width, 3)
+        if self.mode == 'portrait':
+            m = frames[2].float() / 255.0
+            image = image * m + frames[1].float() / 255.0 * (1 - m)
+        return image
