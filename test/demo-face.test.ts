@@ -18,7 +18,7 @@ import {
 } from '../src/models/demo-face.ts';
 import { OnnxModel } from '../src/models/onnx-model.ts';
 
-const SIZE = DEMO_FACE.size;
+const SIZE: number = DEMO_FACE.size;
 const FRAME_BYTES = SIZE * SIZE * 4;
 const TOLERANCE = 1 / 60;
 

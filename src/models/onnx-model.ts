@@ -12,7 +12,7 @@
  * holds what callers have started, so it is bounded by them (each `infer` operator keeps at most
  * `maxInFlight` runs outstanding). The batch dimension is the way to run many frames at once.
  *
- * Teardown is explicit: `close()` terminates the worker and fails the runs still queued.
+ * Teardown is explicit: `close()` fails the runs still queued and ends the worker.
  * Problems with the model (missing or corrupt file, wrong input names, a failed run) reject with
  * a one-line ModelError naming the file; they never crash the process.
  */
@@ -70,11 +70,13 @@ class WorkerChannel {
   private readonly pending = new Map<number, Pending>();
   private nextId = 0;
   private failure: string | null = null;
+  private readonly exited: Promise<void>;
 
   constructor(private readonly path: string) {
     this.worker = new Worker(new URL('./onnx-worker-boot.mjs', import.meta.url));
     // An idle model does not keep the process alive; a queued run does (see request()).
     this.worker.unref();
+    this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (reply: WorkerReply) => this.settle(reply.id, (p) => p.resolve(reply)));
     this.worker.on('error', (e) => this.fail(`inference worker failed: ${e.message}`));
     this.worker.on('exit', (code) => this.fail(`inference worker exited (code ${code})`));
@@ -93,9 +95,17 @@ class WorkerChannel {
     return this.nextId++;
   }
 
-  async terminate(why: string): Promise<void> {
-    this.fail(why);
-    await this.worker.terminate();
+  /**
+   * Fails what is pending with `why` at once, then lets the worker finish the run it is in, release
+   * the session and exit by itself (see onnx-worker.ts for why it is not terminated). Idempotent.
+   */
+  close(why: string): Promise<void> {
+    if (!this.failure) {
+      this.fail(why);
+      this.worker.ref();
+      this.worker.postMessage({ id: this.id(), op: 'close' } satisfies WorkerRequest);
+    }
+    return this.exited;
   }
 
   private settle(id: number, f: (p: Pending) => void): void {
@@ -170,7 +180,7 @@ export class OnnxModel {
         log.warn({ model: path, provider, reason: last }, `provider ${provider} unavailable, trying the next: ${last}`);
       }
     }
-    await channel.terminate('closed');
+    await channel.close('closed');
     const tried = providers.length > 1 ? ` (tried ${providers.join(', ')})` : '';
     throw new ModelError(path, `cannot load${tried}: ${last}`);
   }
@@ -202,8 +212,11 @@ export class OnnxModel {
     return reply.outputs;
   }
 
-  /** Terminates the worker; runs still queued reject with ModelError "closed". Idempotent. */
+  /**
+   * Ends the worker: runs still queued reject at once with ModelError "closed"; resolves when the
+   * worker has finished the run it was in, released the session and exited. Idempotent.
+   */
   close(): Promise<void> {
-    return this.channel.terminate('closed');
+    return this.channel.close('closed');
   }
 }

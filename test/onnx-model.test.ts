@@ -1,0 +1,161 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { pino } from 'pino';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ModelError } from '../src/errors.ts';
+import { DEMO_FACE_MODEL_PATH } from '../src/models/demo-face.ts';
+import { OnnxModel, type TensorFeed } from '../src/models/onnx-model.ts';
+
+/** A pino logger whose JSON lines are kept in `lines`. */
+function capturingLogger() {
+  const lines: Array<{ level: number; msg: string; provider?: string; reason?: string }> = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _enc, done) {
+      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line));
+      done();
+    },
+  });
+  return { log: pino({ level: 'debug' }, stream), lines };
+}
+
+const silent = pino({ level: 'silent' });
+
+const feeds = (n: number): Record<string, TensorFeed> => ({
+  audio: { type: 'float32', dims: [n, 640], data: new Float32Array(n * 640) },
+  phase: { type: 'float32', dims: [n], data: new Float32Array(n) },
+});
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'onnx-model-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe('OnnxModel.load', () => {
+  it("falls back from ['cuda', 'cpu'] to cpu with one warning naming the reason (no CUDA libraries here)", async () => {
+    const { log, lines } = capturingLogger();
+    const model = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cuda', 'cpu'], log });
+    try {
+      const warnings = lines.filter((l) => l.level === 40);
+      if (model.provider === 'cpu') {
+        expect(warnings).toHaveLength(1);
+        expect(warnings[0].provider).toBe('cuda');
+        expect(warnings[0].reason).toMatch(/Failed to load shared library.*libonnxruntime_providers/);
+      } else {
+        expect(model.provider).toBe('cuda');
+        expect(warnings).toHaveLength(0);
+      }
+      expect(lines.filter((l) => l.level === 30).map((l) => l.msg)).toEqual([`using provider ${model.provider}`]);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('reports the inputs and outputs the file declares', async () => {
+    const model = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cpu'], log: silent });
+    try {
+      expect(model.provider).toBe('cpu');
+      expect(model.inputNames).toEqual(['audio', 'phase']);
+      expect(model.outputNames).toEqual(['frame']);
+      expect(model.inputs[0]).toEqual({ name: 'audio', type: 'float32', shape: ['N', 640] });
+      expect(model.outputs[0]).toEqual({ name: 'frame', type: 'uint8', shape: ['N', 256, 256, 4] });
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('gives a one-line ModelError for a missing file', async () => {
+    const missing = join(dir, 'nope.onnx');
+    await expect(OnnxModel.load(missing, { log: silent })).rejects.toThrow(new ModelError(missing, 'no such file'));
+  });
+
+  it('gives a one-line ModelError for a file that is not ONNX', async () => {
+    const corrupt = join(dir, 'corrupt.onnx');
+    writeFileSync(corrupt, 'this is not a protobuf\n'.repeat(20));
+    const error = await OnnxModel.load(corrupt, { providers: ['cpu'], log: silent }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as ModelError).message).toMatch(new RegExp(`^${corrupt}: cannot load: .*Protobuf parsing failed`));
+    expect((error as ModelError).message).not.toContain('\n');
+  });
+
+  it('gives a ModelError for a folder', async () => {
+    await expect(OnnxModel.load(dir, { log: silent })).rejects.toThrow(`${dir}: not a file`);
+  });
+});
+
+describe('OnnxModel.run', () => {
+  let model: OnnxModel;
+  beforeAll(async () => {
+    model = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cpu'], log: silent });
+  });
+  afterAll(() => model.close());
+
+  it('runs a batch and transfers the outputs back', async () => {
+    const out = await model.run(feeds(3));
+    expect(out.frame.type).toBe('uint8');
+    expect(out.frame.dims).toEqual([3, 256, 256, 4]);
+    expect(out.frame.data).toBeInstanceOf(Uint8Array);
+    expect(out.frame.data.length).toBe(3 * 256 * 256 * 4);
+  });
+
+  it('transfers whole-buffer feeds and copies views into a larger buffer', async () => {
+    const whole = feeds(1);
+    await model.run(whole);
+    expect(whole.audio.data.length).toBe(0);
+    const shared = new Float32Array(641);
+    shared[640] = 42;
+    await model.run({ ...feeds(1), audio: { type: 'float32', dims: [1, 640], data: shared.subarray(0, 640) } });
+    expect(shared[640]).toBe(42);
+  });
+
+  it('rejects wrong input names with a ModelError naming them', async () => {
+    const { phase } = feeds(1);
+    const wrong = { samples: { type: 'float32', dims: [1, 640], data: new Float32Array(640) }, phase } as const;
+    await expect(model.run(wrong)).rejects.toThrow(
+      new ModelError(DEMO_FACE_MODEL_PATH, 'missing input audio; unknown input samples (expects audio, phase)'),
+    );
+  });
+
+  it('turns a failed run (wrong dims) into a one-line ModelError', async () => {
+    const bad = { ...feeds(1), audio: { type: 'float32', dims: [1, 320], data: new Float32Array(320) } } as const;
+    const error = await model.run(bad).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(ModelError);
+    expect((error as ModelError).message).toMatch(/: run failed: .*audio/);
+    expect((error as ModelError).message).not.toContain('\n');
+  });
+
+  it('serves concurrent runs in order, as one queue', async () => {
+    const results = await Promise.all([1, 2, 3, 4].map((n) => model.run(feeds(n))));
+    expect(results.map((r) => r.frame.dims[0])).toEqual([1, 2, 3, 4]);
+  });
+
+  it('keeps the event loop responsive while inference runs in the worker', async () => {
+    let maxGap = 0;
+    let last = performance.now();
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 2);
+    const started = performance.now();
+    for (let i = 0; i < 6; i++) await model.run(feeds(8));
+    const busy = performance.now() - started;
+    clearInterval(timer);
+    // six batches of 8 frames keep the worker busy for ~200 ms; one of them alone blocks ~30 ms
+    expect(busy).toBeGreaterThan(100);
+    expect(maxGap).toBeLessThan(25);
+  });
+});
+
+describe('OnnxModel.close', () => {
+  it('ends the worker: queued and later runs reject with ModelError "closed"; close is idempotent', async () => {
+    const model = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cpu'], log: silent });
+    const queued = model.run(feeds(8));
+    await model.close();
+    await expect(queued).rejects.toThrow(new ModelError(DEMO_FACE_MODEL_PATH, 'closed'));
+    await expect(model.run(feeds(1))).rejects.toThrow(new ModelError(DEMO_FACE_MODEL_PATH, 'closed'));
+    await model.close();
+  });
+});
