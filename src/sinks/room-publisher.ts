@@ -11,7 +11,8 @@
  * - The clock is the audio: each frame's audio goes into an rtc-node AudioSource (queue `audioQueueMs`,
  *   default 100 ms) whose real-time playout makes `captureFrame` wait; the frame's video is captured
  *   the moment its audio is accepted, so the pair is released together. Video timestamps (us) are the
- *   seconds of audio accepted before the frame. Tracks are published at the first frame.
+ *   seconds of audio accepted before the frame. Tracks are published at the first frame, video
+ *   capped at `fps` (default 25) and `videoMaxBitrate` (default 1 Mb/s).
  * - Audio is published at `sampleRate` Hz (default: the first frame's) with the first frame's channel
  *   count; frames at another rate go through rtc-node's AudioResampler; another channel count is an error.
  * - Frames wait in a queue of at most `maxQueuedFrames` (default 50 = 2 s at 25 fps; strategy: drop the
@@ -85,6 +86,10 @@ export interface RoomPublisherOptions {
   readonly sampleRate?: number;
   /** Frames the sink queues at most (default 50). */
   readonly maxQueuedFrames?: number;
+  /** Video frames per second, the encoder's cap (default 25). */
+  readonly fps?: number;
+  /** Video encoder's bitrate cap, bits per second (default 1000000). */
+  readonly videoMaxBitrate?: number;
 }
 
 interface ActiveSegment {
@@ -172,7 +177,9 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         const local = room.localParticipant;
         if (local === undefined) throw new InputError('livekit-room', 'the room is not connected');
         await local.publishTrack(audioTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_MICROPHONE }));
-        await local.publishTrack(videoTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
+        // Without an explicit encoding the SDK picks a preset by resolution, capping small frames at 15 fps.
+        const videoEncoding = { maxFramerate: options.fps ?? 25, maxBitrate: BigInt(options.videoMaxBitrate ?? 1_000_000) };
+        await local.publishTrack(videoTrack, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA, videoEncoding }));
         return { audio: audioSource, video: videoSource, channels, tracks: [audioTrack, videoTrack], resampler: null };
       };
 
@@ -340,6 +347,7 @@ const roomPublisherParams = z
     audioQueueMs: z.number().int().min(10).default(100).describe('AudioSource queue, milliseconds (default 100)'),
     sampleRate: z.number().int().min(8000).optional().describe("published audio rate, Hz (default: the first frame's)"),
     maxQueuedFrames: z.number().int().min(1).default(50).describe('frames queued in the sink at most (default 50; strategy: drop oldest)'),
+    videoMaxBitrate: z.number().int().min(50_000).default(1_000_000).describe('video encoder bitrate cap, bits per second (default 1000000)'),
   })
   .strict();
 
@@ -366,6 +374,8 @@ export function roomPublisherElement(resource: RoomPublisherResource): SinkEleme
           sourceEvents: ctx.sourceEvents,
           audioQueueMs: p.audioQueueMs,
           maxQueuedFrames: p.maxQueuedFrames,
+          fps: ctx.fps,
+          videoMaxBitrate: p.videoMaxBitrate,
           ...(p.sampleRate !== undefined ? { sampleRate: p.sampleRate } : {}),
         })(input).subscribe({
           next: (e) => (e.type === 'progress' ? subscriber.next({ frames: e.frames, seconds: e.seconds }) : resource.onPlayback(e)),

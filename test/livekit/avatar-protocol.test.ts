@@ -1,0 +1,202 @@
+/**
+ * The avatar protocol end to end against a real livekit-server on 127.0.0.1: an agent participant
+ * streams speech on lk.audio_stream, the avatar (datastream-audio -> synthetic frames -> pair ->
+ * room-publisher) publishes audio and video, a viewer receives them; playback RPCs go back to the agent.
+ */
+import type { Room } from '@livekit/rtc-node';
+import { RpcError } from '@livekit/rtc-node';
+import { share, type Subscription } from 'rxjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AudioChunk, PipelineEvent, VideoFrame } from '../../src/events.ts';
+import { AudioBudget } from '../../src/flow/audio-budget.ts';
+import type { DevServer } from '../../src/livekit/dev-server.ts';
+import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
+import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, RPC_PLAYBACK_FINISHED, RPC_PLAYBACK_STARTED } from '../../src/livekit/protocol.ts';
+import { rootLogger } from '../../src/log.ts';
+import { pairWithAudio } from '../../src/operators/pair.ts';
+import { publishToRoom, type PublisherEvent } from '../../src/sinks/room-publisher.ts';
+import { dataStreamAudio } from '../../src/sources/datastream-audio.ts';
+import { subscribeTracks } from '../../src/sources/track-subscriber.ts';
+import { join, requireServer, sineS16, sleep, syntheticFrames, waitFor } from './helpers.ts';
+
+const log = rootLogger.child({ test: 'avatar-protocol' }, { level: 'warn' });
+const FPS = 25;
+const RATE = 24_000;
+
+interface Timed<T> {
+  readonly at: number;
+  readonly e: T;
+}
+
+/** The avatar's side of one session, recorded. */
+function startAvatar(room: Room, agent: string) {
+  const budget = new AudioBudget(2);
+  const source = dataStreamAudio({ room, senderIdentity: agent }, { budget, log }).pipe(share());
+  const notifier = new PlaybackNotifier(room, agent, log);
+  const sourceEvents: Array<Timed<PipelineEvent>> = [];
+  const published: Array<Timed<PublisherEvent>> = [];
+  const subs: Subscription[] = [source.subscribe((e) => sourceEvents.push({ at: performance.now(), e }))];
+  subs.push(
+    source
+      .pipe(syntheticFrames(FPS, 160, 96), pairWithAudio(source, { fps: FPS }), publishToRoom({ room, budget, log, sourceEvents: source }))
+      .subscribe({
+        next: (e) => {
+          published.push({ at: performance.now(), e });
+          if (e.type === 'playback-started') notifier.started();
+          else if (e.type === 'playback-finished') notifier.finished(e.position, e.interrupted);
+        },
+        error: (err: unknown) => log.error({ err }, 'publisher failed'),
+      }),
+  );
+  return {
+    sourceEvents,
+    published,
+    stop: async () => {
+      subs.forEach((s) => s.unsubscribe());
+      await notifier.close();
+    },
+  };
+}
+
+/** The agent's side: playback RPCs received, raw. */
+function agentRpcLog(room: Room) {
+  const calls: Array<Timed<{ method: string; payload: string; caller: string }>> = [];
+  for (const method of [RPC_PLAYBACK_STARTED, RPC_PLAYBACK_FINISHED]) {
+    room.localParticipant!.registerRpcMethod(method, async (d) => {
+      calls.push({ at: performance.now(), e: { method, payload: d.payload, caller: d.callerIdentity } });
+      return 'ok';
+    });
+  }
+  return calls;
+}
+
+/** Streams `bytes` as one segment, in chunks of `chunk` bytes (odd, to split samples), and closes it unless `keepOpen`. */
+async function speak(room: Room, to: string, bytes: Uint8Array, chunk = 1001, keepOpen = false): Promise<void> {
+  const writer = await room.localParticipant!.streamBytes({
+    name: `AUDIO_${Math.random().toString(36).slice(2)}`,
+    topic: AUDIO_STREAM_TOPIC,
+    destinationIdentities: [to],
+    attributes: { sample_rate: String(RATE), num_channels: '1' },
+  });
+  for (let i = 0; i < bytes.length; i += chunk) await writer.write(bytes.slice(i, i + chunk));
+  if (!keepOpen) await writer.close();
+}
+
+const rms = (chunks: AudioChunk[]): number => {
+  let sum = 0;
+  let n = 0;
+  for (const c of chunks) for (const v of c.samples) (sum += v * v), n++;
+  return n === 0 ? 0 : Math.sqrt(sum / n);
+};
+
+describe('avatar protocol over a real LiveKit server', () => {
+  let server: DevServer;
+  const rooms: Room[] = [];
+  const joined = async (room: string, identity: string, avatarFor?: string): Promise<Room> => {
+    const r = await join(server, room, identity, avatarFor);
+    rooms.push(r);
+    return r;
+  };
+
+  beforeAll(async () => {
+    server = await requireServer();
+  });
+  afterAll(async () => {
+    await Promise.all(rooms.map((r) => r.disconnect()));
+    await server?.stop();
+  });
+
+  it('plays a segment to a viewer at ~25 fps and answers with a snake_case playback_finished', async () => {
+    const agent = await joined('r1', 'agent');
+    const avatarRoom = await joined('r1', 'avatar', 'agent');
+    const viewer = await joined('r1', 'viewer');
+    const rpc = agentRpcLog(agent);
+    const avatar = startAvatar(avatarRoom, 'agent');
+    const received: Array<AudioChunk | VideoFrame> = [];
+    const viewedFrom = performance.now();
+    const viewSub = subscribeTracks(viewer, 'avatar').subscribe((e) => received.push(e));
+
+    const spokeAt = performance.now();
+    await speak(agent, 'avatar', sineS16(2, RATE));
+    const done = await waitFor('playback_finished', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_FINISHED), 15_000);
+    const started = rpc.find((c) => c.e.method === RPC_PLAYBACK_STARTED);
+    await sleep(300);
+    viewSub.unsubscribe();
+    await avatar.stop();
+
+    expect(done.e.caller).toBe('avatar');
+    expect(done.e.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":false,"synchronized_transcript":null\}$/);
+    expect(JSON.parse(done.e.payload).playback_position).toBeCloseTo(2, 1);
+    expect(started?.e.payload).toBe('');
+    // Played in real time: finished about 2 s after started.
+    expect((done.at - started!.at) / 1000).toBeGreaterThan(1.7);
+
+    const segEvents = avatar.sourceEvents.map((t) => t.e.type);
+    expect(segEvents.filter((t) => t === 'segment-end')).toHaveLength(1);
+    const sourceAudio = avatar.sourceEvents.flatMap((t) => (t.e.type === 'audio' ? [t.e] : []));
+    expect(sourceAudio.reduce((s, a) => s + a.samples.length, 0)).toBe(2 * RATE);
+
+    const video = received.filter((e): e is VideoFrame => e.type === 'video');
+    // No idle frames in this pipeline: every video frame is speech.
+    const span = video.at(-1)!.pts - video[0].pts;
+    const fps = (video.length - 1) / span;
+    const firstVideoMs = viewedFrom + video[0].pts * 1000 - spokeAt;
+    console.log(`viewer: first video ${firstVideoMs.toFixed(0)} ms after the agent spoke; ${video.length} video frames, ${fps.toFixed(1)} fps over ${span.toFixed(2)} s; audio rms ${rms(received.filter((e): e is AudioChunk => e.type === 'audio')).toFixed(3)}`);
+    expect(video.length).toBeGreaterThan(35);
+    expect(fps).toBeGreaterThan(20);
+    expect(fps).toBeLessThan(30);
+    expect(rms(received.filter((e): e is AudioChunk => e.type === 'audio'))).toBeGreaterThan(0.05);
+    const progress = avatar.published.flatMap((t) => (t.e.type === 'progress' ? [t.e] : []));
+    console.log(`publisher: ${JSON.stringify(progress.at(-1))}`);
+    expect(progress.at(-1)!.frames).toBe(50);
+  });
+
+  it('clear_buffer mid-segment: flush at once, playback_finished interrupted with the position played; the next segment plays', async () => {
+    const agent = await joined('r2', 'agent');
+    const avatarRoom = await joined('r2', 'avatar', 'agent');
+    const rpc = agentRpcLog(agent);
+    const avatar = startAvatar(avatarRoom, 'agent');
+
+    await speak(agent, 'avatar', sineS16(4, RATE), 4800, true);
+    const started = await waitFor('playback_started', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_STARTED));
+    await sleep(1000);
+    const t = performance.now();
+    const answer = await agent.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' });
+    const answeredMs = performance.now() - t;
+    expect(answer).toBe('ok');
+    const flushAt = avatar.sourceEvents.find((x) => x.e.type === 'flush')!.at;
+    const finished = await waitFor('interrupted playback_finished', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_FINISHED));
+    const payload = JSON.parse(finished.e.payload);
+    console.log(`clear_buffer: answered in ${answeredMs.toFixed(0)} ms, flush ${(flushAt - t).toFixed(0)} ms after the call, finished ${(finished.at - t).toFixed(0)} ms after; position ${payload.playback_position} s after ${((t - started.at) / 1000).toFixed(2)} s`);
+    expect(finished.e.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":true,"synchronized_transcript":null\}$/);
+    expect(payload.playback_position).toBeGreaterThan(0.7);
+    expect(payload.playback_position).toBeLessThan(1.4);
+    expect(flushAt - t).toBeLessThan(answeredMs + 1);
+
+    // The interrupted stream was never closed: the next one must still play.
+    await speak(agent, 'avatar', sineS16(0.6, RATE));
+    const second = await waitFor('second playback_finished', () => rpc.filter((c) => c.e.method === RPC_PLAYBACK_FINISHED)[1], 10_000);
+    expect(JSON.parse(second.e.payload)).toEqual({ playback_position: expect.closeTo(0.6, 1), interrupted: false, synchronized_transcript: null });
+    expect(avatar.sourceEvents.filter((x) => x.e.type === 'segment-end').map((x) => (x.e as { segment: number }).segment)).toEqual([1]);
+    await avatar.stop();
+  });
+
+  it('rejects clear_buffer from anyone but the agent, and removes its handlers on teardown', async () => {
+    const agent = await joined('r3', 'agent');
+    const avatarRoom = await joined('r3', 'avatar', 'agent');
+    const stranger = await joined('r3', 'stranger');
+    const avatar = startAvatar(avatarRoom, 'agent');
+    await sleep(200);
+    expect(await stranger.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' })).toBe('reject');
+    expect(avatar.sourceEvents.some((x) => x.e.type === 'flush')).toBe(false);
+    await avatar.stop();
+    const err = await agent.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RpcError);
+    expect((err as RpcError).code).toBe(RpcError.ErrorCode.UNSUPPORTED_METHOD);
+    // A second session on the same room registers its own handlers again.
+    const again = startAvatar(avatarRoom, 'agent');
+    await sleep(200);
+    expect(await agent.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' })).toBe('ok');
+    await again.stop();
+  });
+});

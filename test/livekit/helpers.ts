@@ -1,0 +1,90 @@
+/**
+ * Helpers for the LiveKit tests: a real livekit-server on 127.0.0.1, rtc-node participants with no ICE
+ * servers, a synthetic renderer standing in for the model, and small waiting utilities.
+ */
+import { existsSync } from 'node:fs';
+import { ContinualGatheringPolicy, IceTransportType, Room } from '@livekit/rtc-node';
+import { Observable, type OperatorFunction } from 'rxjs';
+import type { PipelineEvent, VideoFrame } from '../../src/events.ts';
+import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
+import { avatarToken, participantToken } from '../../src/livekit/tokens.ts';
+
+/** Starts the server, or fails (never skips) with how to install it. */
+export async function requireServer(): Promise<DevServer> {
+  const bin = livekitServerBinary();
+  if (!existsSync(bin)) throw new Error(`livekit-server not found at ${bin}: run scripts/install-livekit-server.sh first`);
+  return startDevServer();
+}
+
+/** Joins `room` as `identity`, with no ICE servers (nothing leaves 127.0.0.1). `avatarFor`: join as that agent's avatar. */
+export async function join(server: DevServer, room: string, identity: string, avatarFor?: string): Promise<Room> {
+  const token =
+    avatarFor === undefined ? await participantToken(server, { room, identity }) : await avatarToken(server, { room, identity, agentIdentity: avatarFor });
+  const r = new Room();
+  await r.connect(server.url, token, {
+    autoSubscribe: true,
+    dynacast: false,
+    rtcConfig: { iceTransportType: IceTransportType.TRANSPORT_ALL, continualGatheringPolicy: ContinualGatheringPolicy.GATHER_CONTINUALLY, iceServers: [] },
+  });
+  return r;
+}
+
+/** A sine tone as s16le bytes: `seconds` at `rate` Hz, mono, amplitude 0.5. */
+export function sineS16(seconds: number, rate: number, hz = 440): Uint8Array {
+  const n = Math.round(seconds * rate);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * hz * i) / rate));
+  return new Uint8Array(out.buffer);
+}
+
+/**
+ * A stand-in for the model: one solid-colour RGBA frame per 1/fps s of each segment's audio (the last
+ * frame covers the remainder), then the segment-end; flushes reset it and pass at once.
+ */
+export function syntheticFrames(fps: number, width: number, height: number): OperatorFunction<PipelineEvent, PipelineEvent> {
+  return (input) =>
+    new Observable<PipelineEvent>((subscriber) => {
+      const received = new Map<number, { samples: number; rate: number; frames: number; pts: number }>();
+      const frame = (segment: number, index: number, pts: number): VideoFrame => {
+        const data = new Uint8Array(width * height * 4);
+        for (let i = 0; i < data.length; i += 4) data.set([(segment * 80) & 255, (index * 9) & 255, 128, 255], i);
+        return { type: 'video', width, height, data, pts, segment, index };
+      };
+      return input.subscribe({
+        next: (e) => {
+          if (e.type === 'audio') {
+            const st = received.get(e.segment) ?? { samples: 0, rate: e.sampleRate, frames: 0, pts: e.pts };
+            received.set(e.segment, st);
+            st.samples += e.samples.length / e.channels;
+            while (Math.round(((st.frames + 1) * st.rate) / fps) <= st.samples) {
+              subscriber.next(frame(e.segment, st.frames, st.pts + st.frames / fps));
+              st.frames++;
+            }
+          } else if (e.type === 'segment-end') {
+            const st = received.get(e.segment);
+            if (st !== undefined && Math.round((st.frames * st.rate) / fps) < st.samples) subscriber.next(frame(e.segment, st.frames, st.pts + st.frames / fps));
+            received.delete(e.segment);
+            subscriber.next(e);
+          } else if (e.type === 'flush') {
+            received.clear();
+            subscriber.next(e);
+          }
+        },
+        error: (err: unknown) => subscriber.error(err),
+        complete: () => subscriber.complete(),
+      });
+    });
+}
+
+/** Resolves when `check` returns a value other than undefined, polling every 20 ms; rejects after `ms`. */
+export async function waitFor<T>(what: string, check: () => T | undefined, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
