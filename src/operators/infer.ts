@@ -52,14 +52,15 @@ type Entry =
  * Errors from the renderer are forwarded as errors.
  *
  * ```
- * maxInFlight = 2, every render takes 3 frames of time (A = frames of a, and so on)
- * input:    -a-b-e-c------F--d------|
- * renders:   a--A
- *              b--B
- *                  c--(dropped)
- *                          d--D
- * output:   ----A-(Be)-----F----D---|
- * ```
+ * maxInFlight = 2, every render takes 3 frames; a..d are inputs, A..D their frames, e a segment-end,
+ * F a flush; (Be) is B then e in the same frame
+ * input:   -a-b-e-------c-F---d------|
+ * renders:  a--A
+ *             b--B
+ *                       c-x            (dropped by F)
+ *                           d--D
+ * output:  ----A-(Be)-----F------D---|
+  * ```
  */
 export function infer(renderer: FrameRenderer, options: InferOptions = {}): OperatorFunction<PipelineEvent, PipelineEvent> {
   const { maxInFlight = 2, fps = 25 } = options;
@@ -222,7 +223,7 @@ export const inferElement: OperatorElement<typeof inferParams> = {
       return () => {
         sub.unsubscribe();
         void loading.then(
-          (model) => model.close(),
+          (model) => model.close().then(() => log.debug({ model: path }, 'model closed')),
           () => undefined,
         );
       };
