@@ -9,6 +9,7 @@ import argparse
 import json
 import shutil
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,8 @@ def find_checkpoint(workspace, ckpt):
 
 
 def _export(module, args, path, inputs, outputs):
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter('ignore')
         torch.onnx.export(module, args, str(path), input_names=[n for n, _ in inputs],
                           output_names=[n for n, _ in outputs], opset_version=OPSET, do_constant_folding=True)
     onnx.checker.check_model(str(path))

@@ -1,0 +1,89 @@
+"""The export graph modules (dense grids, TopK marcher, cumsum compositing) against the reference renderer."""
+import tempfile
+import unittest
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from synctalk_live.checkpoint import load_audio_head, load_ave, load_nerf_checkpoint
+from synctalk_live.dataset import SyncTalkData
+from synctalk_live.graphs import RenderGraph
+from synctalk_live.make_test_workspace import make_workspace
+from synctalk_live.model import wrapped_anchor
+from synctalk_live.reference import Reference
+
+
+def render_both(root, mode, au45=False, samples=16):
+    ckpt = Path(root) / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth'
+    sd, mdt = load_nerf_checkpoint(ckpt, 'au45' if au45 else mode)
+    data = SyncTalkData(Path(root) / 'data')
+    eyes = torch.from_numpy(data.eyes(au45))
+    ref = Reference(sd, mode, data.height, data.width, data.intrinsics, samples, mdt)
+    graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, samples,
+                        data.bc_u8().astype(np.float32) / 255.0, mdt).eval()
+    enc_a = torch.randn(1, 32, generator=torch.Generator().manual_seed(1))
+    diffs = []
+    for i in (0, len(data) - 1):
+        pose = torch.from_numpy(data.poses[i])
+        bg = data.background(i, mode == 'torso')
+        if mode == 'torso':
+            anchor = wrapped_anchor(sd['anchor_points'], pose)
+            want = ref.render(pose, enc_a, eyes[i:i + 1], bg, anchor=anchor)
+            with torch.no_grad():
+                got = graph(enc_a, eyes[i:i + 1], pose, anchor)
+        else:
+            frames = [torch.from_numpy(data.torso_u8(i).copy())]
+            ori = mask = None
+            if mode == 'portrait':
+                ori, mask = data.ori(i), data.face_mask(i)
+                frames += [torch.from_numpy(data.ori_u8(i).copy()), torch.from_numpy(data.mask_u8(i).copy())]
+            want = ref.render(pose, enc_a, eyes[i:i + 1], bg, ori, mask)
+            with torch.no_grad():
+                got = graph(enc_a, eyes[i:i + 1], pose, *frames)
+        diffs.append((got - want).abs())
+    return torch.stack(diffs), want
+
+
+class RenderTest(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.tmp = tempfile.TemporaryDirectory()
+        cls.roots = {v: make_workspace(Path(cls.tmp.name) / v, v, size=40, frames=3) for v in ('portrait', 'torso', 'au45')}
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.tmp.cleanup()
+
+    def check(self, variant, mode, au45=False):
+        diff, image = render_both(self.roots[variant], mode, au45)
+        self.assertLess(float(diff.max()), 1e-4)
+        self.assertGreater(float(image.std()), 0.05)
+
+    def test_head(self):
+        self.check('portrait', 'head')
+
+    def test_portrait(self):
+        self.check('portrait', 'portrait')
+
+    def test_torso(self):
+        self.check('torso', 'torso')
+
+    def test_au45(self):
+        self.check('au45', 'portrait', au45=True)
+
+    def test_audio_modules_load_official_keys(self):
+        root = self.roots['portrait']
+        ave = load_ave(root / 'audio_visual_encoder.pth')
+        self.assertEqual(tuple(ave(torch.zeros(2, 1, 80, 16)).shape), (2, 512))
+        sd, _ = load_nerf_checkpoint(root / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth', 'portrait')
+        head = load_audio_head('ckpt', sd)
+        enc = head(torch.randn(8, 512))
+        self.assertEqual(tuple(enc.shape), (1, 32))
+        # AudioAttNet output is a convex combination of the 8 AudioNet_ave rows
+        rows = head.audio_net(torch.eye(8, 512))
+        self.assertTrue(torch.all(head(torch.eye(8, 512)) <= rows.max(dim=0).values + 1e-6))
+
+
+if __name__ == '__main__':
+    unittest.main()
