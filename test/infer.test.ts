@@ -218,6 +218,17 @@ describe('infer (frame numbering, synchronous renderer)', () => {
     expect(summary(out)).toEqual(['4#0@0.00', '4#1@0.04', 'idle#0@0.08', '4#2@0.12', '4#3@0.16']);
   });
 
+  it('stops the frames of a chunk when a flush arrives while they go out (a synchronous loop)', () => {
+    const input = new Subject<PipelineEvent>();
+    const seen: PipelineEvent[] = [];
+    input.pipe(infer(renderer)).subscribe((e) => {
+      seen.push(e);
+      if (e.type === 'video' && e.index === 0) input.next(flush('loop'));
+    });
+    input.next(chunk(0, 0));
+    expect(summary(seen)).toEqual(['0#0@0.00', 'flush']);
+  });
+
   it('turns a renderer that throws into an error', async () => {
     const throwing: FrameRenderer = {
       width: 1,

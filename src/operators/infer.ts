@@ -71,6 +71,7 @@ export function infer(renderer: FrameRenderer, options: InferOptions = {}): Oper
       let sourceDone = false;
       let speech: { segment: number; next: number } | null = null;
       let idleNext = 0;
+      let flushes = 0;
       let pumping = false;
       let again = false;
 
@@ -120,7 +121,14 @@ export function infer(renderer: FrameRenderer, options: InferOptions = {}): Oper
             if (head.kind === 'render' && head.frames === null) break;
             queue.shift();
             if (head.kind === 'event') subscriber.next(head.event);
-            else head.frames?.forEach((data, k) => subscriber.next(frameOf(head.input, data, k)));
+            else {
+              // a flush arriving while these frames go out (a synchronous loop downstream) stops them too
+              const at = flushes;
+              for (const [k, data] of (head.frames ?? []).entries()) {
+                if (flushes !== at) break;
+                subscriber.next(frameOf(head.input, data, k));
+              }
+            }
           }
           for (const entry of queue) {
             if (inFlight >= maxInFlight || subscriber.closed) break;
@@ -140,6 +148,7 @@ export function infer(renderer: FrameRenderer, options: InferOptions = {}): Oper
       const sub = source.subscribe({
         next: (event) => {
           if (event.type === 'flush') {
+            flushes++;
             dropAll();
             speech = null;
             idleNext = 0;
