@@ -31,9 +31,10 @@
  */
 import { type ByteStreamReader, type Room, RoomEvent } from '@livekit/rtc-node';
 import { asyncScheduler, Observable } from 'rxjs';
+import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { audio, flush, segmentEnd, type PipelineEvent } from '../events.ts';
-import type { PipelineContext } from '../pipelines/element.ts';
+import type { PipelineContext, SourceElement } from '../pipelines/element.ts';
 import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER } from '../livekit/protocol.ts';
 
 export interface DataStreamAudioOptions {
@@ -237,4 +238,29 @@ export function s16leToFloat32(bytes: Uint8Array): Float32Array {
   const out = new Float32Array(bytes.byteLength >> 1);
   for (let i = 0; i < out.length; i++) out[i] = view.getInt16(2 * i, true) / 32768;
   return out;
+}
+
+const dataStreamAudioParams = z
+  .object({
+    idleTimeoutMs: z.number().int().min(100).default(10_000).describe('milliseconds without data after which a stream ends (default 10000)'),
+    supersedeGraceMs: z.number().int().min(10).default(250).describe('milliseconds without data after which a stream followed by a newer one ends (default 250)'),
+  })
+  .strict();
+
+/** What the worker gives the `livekit-audio` source: the session's room and the agent it listens to. */
+export interface DataStreamAudioResource {
+  readonly room: Room;
+  readonly senderIdentity: string;
+}
+
+/** The `livekit-audio` source, bound to one session's room (the worker builds one per session). */
+export function dataStreamAudioElement(resource: DataStreamAudioResource): SourceElement<typeof dataStreamAudioParams> {
+  return {
+    role: 'source',
+    name: 'livekit-audio',
+    summary: "the agent's speech from LiveKit's avatar protocol (lk.audio_stream byte streams, lk.clear_buffer)",
+    params: dataStreamAudioParams,
+    caps: () => ({ kind: 'audio', sampleRate: null, channels: null, chunk: null }),
+    create: (p, ctx) => dataStreamAudio({ ...resource, idleTimeoutMs: p.idleTimeoutMs, supersedeGraceMs: p.supersedeGraceMs }, ctx),
+  };
 }
