@@ -57,10 +57,10 @@ type Entry =
  * input:   -a-b-e-------c-F---d------|
  * renders:  a--A
  *             b--B
- *                       c-x            (dropped by F)
- *                           d--D
+ *                       c-x   (dropped by F)
+ *                             d--D
  * output:  ----A-(Be)-----F------D---|
-  * ```
+ * ```
  */
 export function infer(renderer: FrameRenderer, options: InferOptions = {}): OperatorFunction<PipelineEvent, PipelineEvent> {
   const { maxInFlight = 2, fps = 25 } = options;
