@@ -181,6 +181,25 @@ describe('avatar protocol over a real LiveKit server', () => {
     await avatar.stop();
   });
 
+  it('a stream whose end is lost does not wedge the next one', async () => {
+    const agent = await joined('r4', 'agent');
+    const avatarRoom = await joined('r4', 'avatar', 'agent');
+    const rpc = agentRpcLog(agent);
+    const avatar = startAvatar(avatarRoom, 'agent');
+    await speak(agent, 'avatar', sineS16(0.5, RATE), 4800, true);
+    await speak(agent, 'avatar', sineS16(0.5, RATE));
+    const finished = await waitFor('two playback_finished', () => {
+      const f = rpc.filter((c) => c.e.method === RPC_PLAYBACK_FINISHED);
+      return f.length === 2 ? f : undefined;
+    });
+    await avatar.stop();
+    expect(finished.map((f) => JSON.parse(f.e.payload))).toEqual([
+      { playback_position: expect.closeTo(0.5, 1), interrupted: false, synchronized_transcript: null },
+      { playback_position: expect.closeTo(0.5, 1), interrupted: false, synchronized_transcript: null },
+    ]);
+    expect(avatar.sourceEvents.filter((x) => x.e.type === 'segment-end').map((x) => (x.e as { segment: number }).segment)).toEqual([0, 1]);
+  });
+
   it('rejects clear_buffer from anyone but the agent, and removes its handlers on teardown', async () => {
     const agent = await joined('r3', 'agent');
     const avatarRoom = await joined('r3', 'avatar', 'agent');
