@@ -173,3 +173,10 @@ describe('mp4-file leaves no file behind', () => {
     expect(readdirSync(dir)).toEqual([]);
   });
 });
+
+describe('probe', () => {
+  it('names the file and quotes ffprobe when it cannot read it', async () => {
+    const path = join(dir, 'nothing.mp4');
+    await expect(probe(path)).rejects.toThrow(`${path}: ffprobe failed: ${path}: No such file or directory`);
+  });
+});
