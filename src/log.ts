@@ -3,11 +3,11 @@
  * named after it; sessions add `room` and `session` fields.
  * Level from SYNCTALK_LOG_LEVEL (default 'info'; the CLI lowers it to 'warn' unless --verbose).
  */
-import { pino, type Logger } from 'pino';
+import { destination, pino, type Logger } from 'pino';
 
 export type { Logger };
 
 export const rootLogger: Logger = pino(
   { name: 'synctalk-live', level: process.env.SYNCTALK_LOG_LEVEL ?? 'info' },
-  pino.destination(2),
+  destination(2),
 );
