@@ -5,44 +5,12 @@
  * agent waits for the avatar's video before speaking.
  */
 import { existsSync } from 'node:fs';
-import { type ByteStreamReader, LocalVideoTrack, type Room, TrackPublishOptions, TrackSource, VideoBufferType, VideoFrame, VideoSource } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptedAgent } from '../../src/agent/scripted-agent.ts';
 import { isInputError } from '../../src/errors.ts';
 import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
-import { AUDIO_STREAM_TOPIC, RPC_PLAYBACK_FINISHED, playbackFinishedPayload } from '../../src/livekit/protocol.ts';
 import { join } from '../livekit/helpers.ts';
-
-interface Received {
-  readonly attributes: Record<string, string>;
-  readonly bytes: number;
-}
-
-/** A minimal avatar: publishes video, reads each audio stream to its end, then reports it played. */
-async function fakeAvatar(room: Room): Promise<{ streams: Received[]; stop: () => Promise<void> }> {
-  const streams: Received[] = [];
-  const source = new VideoSource(16, 16);
-  const track = LocalVideoTrack.createVideoTrack('avatar_video', source);
-  await room.localParticipant!.publishTrack(track, new TrackPublishOptions({ source: TrackSource.SOURCE_CAMERA }));
-  const timer = setInterval(() => source.captureFrame(new VideoFrame(new Uint8Array(16 * 16 * 4), 16, 16, VideoBufferType.RGBA)), 40);
-  room.registerByteStreamHandler(AUDIO_STREAM_TOPIC, (reader: ByteStreamReader, from: { identity: string }) => {
-    void (async () => {
-      let bytes = 0;
-      for await (const chunk of reader) bytes += chunk.byteLength;
-      const attributes = reader.info.attributes ?? {};
-      streams.push({ attributes, bytes });
-      const seconds = bytes / 2 / Number(attributes.num_channels) / Number(attributes.sample_rate);
-      await room.localParticipant!.performRpc({ destinationIdentity: from.identity, method: RPC_PLAYBACK_FINISHED, payload: playbackFinishedPayload(seconds, false) });
-    })();
-  });
-  return {
-    streams,
-    stop: async () => {
-      clearInterval(timer);
-      await source.close();
-    },
-  };
-}
+import { receivingAvatar } from './receiving-avatar.ts';
 
 describe.skipIf(!existsSync(livekitServerBinary()))('runScriptedAgent on a real server', () => {
   let server: DevServer;
@@ -63,7 +31,7 @@ describe.skipIf(!existsSync(livekitServerBinary()))('runScriptedAgent on a real 
 
   it('sends one lk.audio_stream per line and gets playback_finished for each', async () => {
     const avatarRoom = await join(server, 'scripted-room', 'avatar-1', 'scripted');
-    const avatar = await fakeAvatar(avatarRoom);
+    const avatar = await receivingAvatar(avatarRoom);
     try {
       const lines = ['Hello, I am the scripted agent.', 'This is my second line.'];
       const spoken = await runScriptedAgent({ ...server, room: 'scripted-room', identity: 'scripted', avatarIdentity: 'avatar-1', lines });
