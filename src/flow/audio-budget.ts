@@ -8,6 +8,9 @@
  *
  * `queued` is also what the idle clock reads: it ticks only when less than a frame is queued.
  */
+/** Float tolerance for sums of frame durations (3 x 0.04 is a hair above 0.12). */
+const EPSILON = 1e-9;
+
 export class AudioBudget {
   private inFlight = 0;
   private waiters: Array<{ seconds: number; resolve: () => void }> = [];
@@ -34,13 +37,13 @@ export class AudioBudget {
    * returns whether it did. The idle clock uses it to keep only a few frames queued.
    */
   tryReserve(seconds: number, limit: number): boolean {
-    if (this.waiters.length > 0 || this.inFlight + seconds > limit) return false;
+    if (this.waiters.length > 0 || this.inFlight + seconds > limit + EPSILON) return false;
     this.inFlight += seconds;
     return true;
   }
 
   release(seconds: number): void {
-    this.inFlight = Math.max(0, this.inFlight - seconds);
+    this.inFlight = this.inFlight - seconds > EPSILON ? this.inFlight - seconds : 0;
     this.wake();
   }
 
@@ -51,7 +54,7 @@ export class AudioBudget {
   }
 
   private fits(seconds: number): boolean {
-    return this.inFlight === 0 || this.inFlight + seconds <= this.capacity;
+    return this.inFlight === 0 || this.inFlight + seconds <= this.capacity + EPSILON;
   }
 
   private wake(): void {
