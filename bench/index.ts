@@ -1,0 +1,46 @@
+/**
+ * `npm run bench`: prints one table of figures. Speed targets live here, never in timed unit tests.
+ * On the shared 2-core machines, compare ratios from one run; absolute times are only meaningful on
+ * a dedicated (GPU) machine. Each row names its target where the issues set one.
+ */
+import { frameworkCost } from './framework.ts';
+import { demoModelMsPerFrame, eventLoopLag } from './inference.ts';
+
+interface Row {
+  readonly figure: string;
+  readonly value: string;
+  readonly target: string;
+}
+
+const rows: Row[] = [];
+const add = (figure: string, value: string, target = ''): void => {
+  rows.push({ figure, value, target });
+  process.stderr.write(`  ${figure}: ${value}\n`);
+};
+
+async function main(): Promise<void> {
+  process.stderr.write('running benchmarks...\n');
+
+  const fw = await frameworkCost(30);
+  add('framework cost per 40 ms frame (main thread, model run excluded)', `${fw.msPerFrame.toFixed(3)} ms`, '< 1 ms');
+  add('framework cost as a share of real time', `${((fw.msPerFrame / 40) * 100).toFixed(2)} %`);
+  add('demo render pipeline speed (WAV 48 kHz stereo -> null sink, cpu)', `${fw.realtimeFactor.toFixed(1)}x real time`);
+
+  const b1 = await demoModelMsPerFrame(1);
+  const b8 = await demoModelMsPerFrame(8);
+  add('demo model time per frame, batch 1 (cpu, 1 thread, worker round trip)', `${b1.toFixed(2)} ms`);
+  add('demo model time per frame, batch 8', `${b8.toFixed(2)} ms`);
+  add('batch 8 / batch 1 per-frame time', `${(b8 / b1).toFixed(2)}`);
+
+  const lag = await eventLoopLag(3, 8);
+  add('event-loop lag while inference runs (max)', `${lag.maxMs.toFixed(1)} ms`, '< 10 ms');
+  add('event-loop lag while inference runs (p99)', `${lag.p99Ms.toFixed(1)} ms`);
+
+  const w1 = Math.max(...rows.map((r) => r.figure.length), 'figure'.length);
+  const w2 = Math.max(...rows.map((r) => r.value.length), 'value'.length);
+  const line = (a: string, b: string, c: string): string => `| ${a.padEnd(w1)} | ${b.padStart(w2)} | ${c.padEnd(8)} |`;
+  const out = [line('figure', 'value', 'target'), `|${'-'.repeat(w1 + 2)}|${'-'.repeat(w2 + 2)}|${'-'.repeat(10)}|`, ...rows.map((r) => line(r.figure, r.value, r.target))];
+  process.stdout.write(`${out.join('\n')}\n`);
+}
+
+await main();
