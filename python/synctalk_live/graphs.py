@@ -4,13 +4,15 @@
   floor / Gather / bilinear weights; the tiled torso grid uses Mod on the corner index.
 - marcher: all LATTICE lattice points t_k = near + k DT are tested against the occupancy grid (one Gather);
   TopK on occupied * (LATTICE - k) picks the first `samples` occupied points in marching order.
-- compositing: T_i = exp(-DT * exclusive_cumsum(sigma)); sample i counts iff T_(i-1) >= 1e-4 (the CUDA early stop).
+- compositing: T_i = exp(-DT * exclusive_cumsum(sigma)) (a cumsum of the shifted row: no
+  cancellation when one sigma is huge); sample i counts iff T_(i-1) >= 1e-4 (the CUDA early stop).
 """
 import torch
 from torch import nn
 
 from .grid import TORSO, TRIPLANE, dense_tables
-from .marcher import DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, unpack_bitfield, voxel
+from .marcher import (DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, rotate,
+                      unpack_bitfield, voxel)
 from .model import HeadNet, TorsoNet
 from .reference import PLANES, torso_occupancy
 
@@ -89,7 +91,7 @@ class RenderGraph(nn.Module):
 
     def forward(self, enc_a, eye, pose, *frames):
         p, s = self.dirs.shape[0], self.samples
-        d = self.dirs @ pose[:3, :3].t()
+        d = rotate(self.dirs, pose)
         o = pose[:3, 3].reshape(1, 3)
         near, far = near_far(o.expand(p, 3), d)
         t = near[:, None] + self.lattice[None, :] * DT
@@ -104,7 +106,7 @@ class RenderGraph(nn.Module):
         sigma, rgb = self.head(self.encode_x(xyz), dd, enc_a, eye)
         sigma = torch.where(taken, sigma.reshape(p, s), torch.zeros_like(ts))
         tau = sigma * DT
-        trans = torch.exp(-(torch.cumsum(tau, dim=1) - tau))
+        trans = torch.exp(-torch.cumsum(torch.cat([torch.zeros_like(tau[:, :1]), tau[:, :-1]], dim=1), dim=1))
         prev = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
         w = (1.0 - torch.exp(-tau)) * trans * (taken & (prev >= T_THRESH)).float()
         wsum = w.sum(dim=1, keepdim=True)

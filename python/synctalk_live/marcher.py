@@ -51,9 +51,15 @@ def bg_coords(height, width):
     return torch.stack([rr.reshape(-1), cc.reshape(-1)], dim=-1)
 
 
+def rotate(dirs, pose):
+    """dirs [P, 3] @ R^T written elementwise in a fixed order (x, then + y, then + z): every runtime rounds it
+    the same way, so no sample flips between occupied and empty voxels across backends (a GEMM may not)."""
+    return dirs[:, 0:1] * pose[:3, 0] + dirs[:, 1:2] * pose[:3, 1] + dirs[:, 2:3] * pose[:3, 2]
+
+
 def rays(pose, dirs):
     pose = torch.as_tensor(pose, dtype=torch.float32)
-    d = dirs @ pose[:3, :3].t()
+    d = rotate(dirs, pose)
     return pose[:3, 3].expand_as(d), d
 
 
