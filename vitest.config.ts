@@ -6,5 +6,8 @@ export default defineConfig({
     testTimeout: 60_000,
     hookTimeout: 120_000,
     pool: 'forks',
+    // One file at a time: the real-time tests (LiveKit, browser, A/V sync) measure timing and the
+    // machines have 2 cores; running files side by side would make those figures noise.
+    fileParallelism: false,
   },
 });
