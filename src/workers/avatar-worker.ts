@@ -1,0 +1,83 @@
+/**
+ * The avatar worker: an agents-js worker registered as 'synctalk-avatar' (explicit dispatch only, so
+ * LiveKit spreads avatar jobs over every worker machine running it). Each job is one room:
+ *
+ * ```
+ * agent worker: dispatch 'synctalk-avatar' {agentIdentity, avatarIdentity}
+ * this worker:  accept as avatarIdentity (kind agent, lk.publish_on_behalf = agentIdentity)
+ *               -> connect (subscribes to nothing) -> startAvatarSession -> ... -> agent leaves -> shutdown
+ * ```
+ *
+ * - The job request is accepted with the identities of the dispatch metadata (agent/avatar-dispatch.ts);
+ *   a request without valid metadata is rejected (logged).
+ * - The session is avatar-session.ts: the live pipeline, playback RPCs to the agent, metrics. The job
+ *   shuts down when the session ends (the agent left, the room closed, the pipeline failed), and the
+ *   session is closed when the job shuts down.
+ * - Sessions in one process share the loaded model (models/model-cache.ts).
+ * - rtc-node gets no ICE servers: media goes only to the LiveKit server's own candidates.
+ *
+ * Run: `node --import tsx src/workers/avatar-worker.ts start` (or `dev`).
+ * Environment:
+ * - LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET: the server (read by agents-js's CLI).
+ * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
+ * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082).
+ * - SYNCTALK_LOG_LEVEL: log level (default info).
+ */
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
+import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
+import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../agent/avatar-dispatch.ts';
+import { InputError, isInputError } from '../errors.ts';
+import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../livekit/protocol.ts';
+import { rootLogger } from '../log.ts';
+import { LIVE_DEMO_PRESET, startAvatarSession } from './avatar-session.ts';
+
+const log = rootLogger.child({ element: 'avatar-worker' });
+
+/** Accepts a dispatch as the avatar it names, speaking for the agent it names. */
+async function requestFunc(req: JobRequest): Promise<void> {
+  let meta;
+  try {
+    meta = parseAvatarDispatchMetadata(req.job.metadata);
+  } catch (e) {
+    log.error({ job: req.id, room: req.room?.name }, `job rejected: ${(e as Error).message}`);
+    await req.reject();
+    return;
+  }
+  await req.accept('avatar', meta.avatarIdentity, '', { [ATTRIBUTE_PUBLISH_ON_BEHALF]: meta.agentIdentity });
+}
+
+async function entry(ctx: JobContext): Promise<void> {
+  const meta = parseAvatarDispatchMetadata(ctx.job.metadata);
+  await ctx.connect(undefined, AutoSubscribe.SUBSCRIBE_NONE, {
+    iceTransportType: IceTransportType.TRANSPORT_ALL,
+    continualGatheringPolicy: ContinualGatheringPolicy.GATHER_CONTINUALLY,
+    iceServers: [],
+  });
+  const session = await startAvatarSession({
+    room: ctx.room,
+    agentIdentity: meta.agentIdentity,
+    pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET,
+    log: rootLogger.child({ element: 'avatar-session', job: ctx.job.id }),
+  });
+  ctx.addShutdownCallback(async () => {
+    await session.close();
+  });
+  const end = await session.ended;
+  ctx.shutdown(`avatar session ended: ${end.reason}`);
+}
+
+export default defineAgent({ entry });
+
+if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
+  try {
+    const port = Number(process.env.SYNCTALK_AVATAR_HTTP_PORT ?? 8082);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
+    log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
+    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port }));
+  } catch (e) {
+    if (!isInputError(e)) throw e;
+    process.stderr.write(`avatar-worker: ${e.message}\n`);
+    process.exit(2);
+  }
+}
