@@ -132,12 +132,18 @@ function reason(error: string, path: string): string {
 /** Where onnxruntime-node loads provider libraries from (its binding's folder). */
 const ORT_BIN = join(dirname(createRequire(import.meta.url).resolve('onnxruntime-node')), '..', 'bin', 'napi-v6', process.platform, process.arch);
 
-/** For a failed cuda attempt: which provider libraries are missing (ORT's error does not say). */
-function providerHint(provider: Provider): string {
-  if (provider !== 'cuda' || process.platform !== 'linux') return '';
-  const missing = ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !existsSync(join(ORT_BIN, f)));
-  return missing.length > 0 ? ` (${missing.join(' and ')} not installed in ${relative(process.cwd(), ORT_BIN)})` : '';
+/** Provider libraries the cuda provider needs beside onnxruntime-node's binding; missing ones are named. */
+function missingCudaLibraries(): string[] {
+  if (process.platform !== 'linux') return [];
+  return ['libonnxruntime_providers_shared.so', 'libonnxruntime_providers_cuda.so'].filter((f) => !existsSync(join(ORT_BIN, f)));
 }
+
+/**
+ * Providers this process cannot use at all (libraries not installed, no GPU adapter), with the
+ * reason: found once, warned once, then skipped quietly by every later load (every session).
+ */
+const unavailable = new Map<Provider, string>();
+const ENVIRONMENTAL = /Failed to load shared library|No supported adapters|libvulkan|not installed/;
 
 export class OnnxModel {
   private constructor(
@@ -168,16 +174,27 @@ export class OnnxModel {
     const channel = new WorkerChannel(path);
     let last = '';
     for (const provider of providers) {
-      const reply = await channel.request({ id: channel.id(), op: 'load', path, provider, intraOpThreads }).catch(
-        (e: Error): WorkerReply => ({ id: -1, ok: false, error: e instanceof ModelError ? e.problem : e.message }),
-      );
+      const known = unavailable.get(provider);
+      if (known !== undefined) {
+        last = known;
+        log.debug({ model: path, provider }, `skipping provider ${provider}: ${known}`);
+        continue;
+      }
+      const missing = provider === 'cuda' ? missingCudaLibraries() : [];
+      const reply: WorkerReply =
+        missing.length > 0
+          ? { id: -1, ok: false, error: `${missing.join(' and ')} not installed in ${relative(process.cwd(), ORT_BIN)} (see README: GPU)` }
+          : await channel.request({ id: channel.id(), op: 'load', path, provider, intraOpThreads }).catch(
+              (e: Error): WorkerReply => ({ id: -1, ok: false, error: e instanceof ModelError ? e.problem : e.message }),
+            );
       if (reply.ok && reply.op === 'load') {
         log.info({ model: path, provider }, `using provider ${provider}`);
         return new OnnxModel(path, provider, reply.inputs, reply.outputs, channel);
       }
-      last = reply.ok ? 'unexpected reply' : reason(reply.error, path) + providerHint(provider);
+      last = reply.ok ? 'unexpected reply' : reason(reply.error, path);
+      if (ENVIRONMENTAL.test(last)) unavailable.set(provider, last);
       if (provider !== providers[providers.length - 1]) {
-        log.warn({ model: path, provider, reason: last }, `provider ${provider} unavailable, trying the next: ${last}`);
+        log.warn({ model: path, provider }, `provider ${provider} unavailable, trying the next: ${last}`);
       }
     }
     await channel.close('closed');
