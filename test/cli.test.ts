@@ -1,0 +1,156 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { encodeWav, type WavEncodeOptions } from './helpers/wav-writer.ts';
+import { probe } from '../src/media/ffprobe.ts';
+
+const BIN = fileURLToPath(new URL('../bin/synctalk-live.js', import.meta.url));
+
+interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+const cli = (...args: string[]): Promise<Run> =>
+  new Promise((resolve) => {
+    execFile(process.execPath, [BIN, ...args], { timeout: 60_000 }, (error, stdout, stderr) => {
+      resolve({ code: error === null ? 0 : typeof error.code === 'number' ? error.code : -1, stdout, stderr });
+    });
+  });
+
+/** A voiced, syllable-modulated test signal, the same on every channel. */
+function speechLike(seconds: number, sampleRate: number, channels: number): Float32Array {
+  const n = Math.round(seconds * sampleRate);
+  const out = new Float32Array(n * channels);
+  for (let i = 0; i < n; i++) {
+    const t = i / sampleRate;
+    const v = 0.25 * (1 - Math.cos(2 * Math.PI * 4 * t)) * (Math.sin(2 * Math.PI * 150 * t) + 0.4 * Math.sin(2 * Math.PI * 450 * t));
+    for (let c = 0; c < channels; c++) out[i * channels + c] = v;
+  }
+  return out;
+}
+
+let dir: string;
+beforeAll(() => {
+  dir = mkdtempSync(join(tmpdir(), 'stl-cli-'));
+});
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+const write = (name: string, bytes: Uint8Array): string => {
+  const path = join(dir, name);
+  writeFileSync(path, bytes);
+  return path;
+};
+
+describe('synctalk-live render: every WAV format gives a correct MP4', () => {
+  const cases: Array<[string, Omit<WavEncodeOptions, 'sampleRate' | 'channels'>, number, number]> = [
+    ['pcm8', { encoding: 'pcm', bitsPerSample: 8 }, 8000, 1],
+    ['pcm16', { encoding: 'pcm', bitsPerSample: 16 }, 44_100, 2],
+    ['pcm24', { encoding: 'pcm', bitsPerSample: 24 }, 48_000, 2],
+    ['pcm32', { encoding: 'pcm', bitsPerSample: 32 }, 22_050, 1],
+    ['float32', { encoding: 'float', bitsPerSample: 32 }, 16_000, 1],
+    ['float64', { encoding: 'float', bitsPerSample: 64 }, 96_000, 1],
+    ['mulaw', { encoding: 'mulaw', bitsPerSample: 8 }, 8000, 1],
+    ['alaw', { encoding: 'alaw', bitsPerSample: 8 }, 11_025, 2],
+    ['extensible pcm24 6ch', { encoding: 'pcm', bitsPerSample: 24, extensible: true }, 48_000, 6],
+  ];
+  it.each(cases)('%s', async (name, enc, sampleRate, channels) => {
+    const seconds = 1.3;
+    const wav = write(`${name.replaceAll(' ', '-')}.wav`, encodeWav(speechLike(seconds, sampleRate, channels), { ...enc, sampleRate, channels }));
+    const out = join(dir, `${name.replaceAll(' ', '-')}.mp4`);
+    const run = await cli('render', '--audio', wav, '--out', out);
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/^wrote .*: 33 frames, 1\.32 s/);
+    const info = await probe(out);
+    expect(info.video?.codec).toBe('h264');
+    expect(info.video?.fps).toBe(25);
+    expect(info.video?.frames).toBe(33);
+    expect(info.audio?.codec).toBe('aac');
+    expect(info.audio?.sampleRate).toBe(sampleRate);
+    expect(info.audio?.channels).toBe(channels);
+    expect(Math.abs(info.video!.duration - seconds)).toBeLessThanOrEqual(0.04);
+    expect(Math.abs(info.audio!.duration - seconds)).toBeLessThanOrEqual(0.04);
+  });
+});
+
+describe('synctalk-live render: bad input gives one clean line and leaves no MP4', () => {
+  const good = (): Buffer => encodeWav(speechLike(0.5, 16_000, 1), { sampleRate: 16_000, channels: 1, encoding: 'pcm', bitsPerSample: 16 });
+  const withChannels = (b: Buffer, channels: number): Buffer => {
+    const copy = Buffer.from(b);
+    copy.writeUInt16LE(channels, 22);
+    return copy;
+  };
+  const nan = (): Buffer => {
+    const s = speechLike(0.5, 16_000, 1);
+    s[100] = Number.NaN;
+    s[200] = Number.POSITIVE_INFINITY;
+    return encodeWav(s, { sampleRate: 16_000, channels: 1, encoding: 'float', bitsPerSample: 32 });
+  };
+  const adpcm = (): Buffer => {
+    const copy = Buffer.from(good());
+    copy.writeUInt16LE(0x0002, 20);
+    return copy;
+  };
+  const cases: Array<[string, () => Uint8Array, RegExp]> = [
+    ['empty file', () => new Uint8Array(0), /empty/],
+    ['garbage bytes', () => Uint8Array.from({ length: 300 }, (_, i) => (i * 37 + 11) & 0xff), /not a RIFF\/WAVE file/],
+    ['a header with no data', () => good().subarray(0, 36), /no data chunk/],
+    ['truncated data', () => good().subarray(0, 44 + 500), /truncated/],
+    ['a data size larger than the file', () => encodeWav(speechLike(0.2, 16_000, 1), { sampleRate: 16_000, channels: 1, encoding: 'pcm', bitsPerSample: 16, dataSizeOverride: 1_000_000_000 }), /data size 1000000000 bytes is larger than the whole file/],
+    ['zero channels', () => withChannels(good(), 0), /channels/],
+    ['an unsupported format', () => adpcm(), /unsupported format tag 0x0002/],
+  ];
+  it.each(cases)('%s', async (name, bytes, problem) => {
+    const wav = write(`bad-${name.replaceAll(' ', '-')}.wav`, bytes());
+    const outDir = mkdtempSync(join(dir, 'out-'));
+    const run = await cli('render', '--audio', wav, '--out', join(outDir, 'out.mp4'));
+    expect(run.code).toBe(1);
+    const lines = run.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0].startsWith(`synctalk-live: ${wav}: `)).toBe(true);
+    expect(lines[0]).toMatch(problem);
+    expect(readdirSync(outDir)).toEqual([]);
+  });
+
+  it('NaN/Inf samples are replaced with silence, with one warning, and the MP4 is written', async () => {
+    const wav = write('nan.wav', nan());
+    const out = join(dir, 'nan.mp4');
+    const run = await cli('render', '--audio', wav, '--out', out);
+    expect(run.code).toBe(0);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^synctalk-live: warning: .*2 .*(NaN|non-finite).*silence/i)]);
+    expect((await probe(out)).video?.frames).toBe(13);
+  });
+
+  it('a pipeline spec with a typo names it and lists the valid names', async () => {
+    const spec = write('typo.json', new TextEncoder().encode(JSON.stringify({ source: { element: 'wav-file' }, operators: [{ element: 'resampel' }], sink: { element: 'mp4-file' } })));
+    const run = await cli('render', '--audio', write('ok.wav', good()), '--out', join(dir, 'typo.mp4'), '--pipeline', spec);
+    expect(run.code).toBe(1);
+    expect(run.stderr).toBe(`synctalk-live: ${spec}: operators[0].element: unknown operator "resampel" (valid operators: idle-fill, resample, chunk, infer, pair)\n`);
+  });
+
+  it('a missing or corrupt model names the file', async () => {
+    const corrupt = write('corrupt.onnx', new TextEncoder().encode('this is not an onnx model'));
+    const spec = write(
+      'corrupt-model.json',
+      new TextEncoder().encode(
+        JSON.stringify({ source: { element: 'wav-file' }, operators: [{ element: 'resample' }, { element: 'chunk' }, { element: 'infer', model: corrupt, providers: ['cpu'] }, { element: 'pair' }], sink: { element: 'mp4-file' } }),
+      ),
+    );
+    const outDir = mkdtempSync(join(dir, 'out-'));
+    const run = await cli('render', '--audio', write('ok2.wav', good()), '--out', join(outDir, 'x.mp4'), '--pipeline', spec);
+    expect(run.code).toBe(1);
+    expect(run.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(new RegExp(`^synctalk-live: ${corrupt}: `))]);
+    expect(readdirSync(outDir)).toEqual([]);
+  });
+
+  it('usage errors say how to call it', async () => {
+    const run = await cli('render', '--audio');
+    expect(run.code).toBe(2);
+    expect(run.stderr).toMatch(/^synctalk-live: .*\nusage:/);
+  });
+});
