@@ -207,6 +207,6 @@ function splitFrames(path: string, frame: TensorResult | undefined, count: numbe
     throw new ModelError(path, `output frame is not ${count} RGBA frames of ${bytes} bytes`);
   }
   const data = frame.data;
-  // Copies, so that each VideoFrame owns its pixels (a sink may transfer or keep one).
-  return Array.from({ length: count }, (_, k) => data.slice(k * bytes, (k + 1) * bytes));
+  // Views, not copies: the frames of one run share the output buffer (sinks read or copy, never transfer it).
+  return Array.from({ length: count }, (_, k) => data.subarray(k * bytes, (k + 1) * bytes));
 }
