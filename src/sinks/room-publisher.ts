@@ -10,7 +10,8 @@
  *
  * - The clock is the audio: each frame's audio goes into an rtc-node AudioSource (queue `audioQueueMs`,
  *   default 100 ms) whose real-time playout makes `captureFrame` wait; the frame's video is captured
- *   the moment its audio is accepted, so the pair is released together. Video timestamps (us) are the
+ *   the moment its audio is accepted, so the pair is released together (or, with `videoDelayMs` set,
+ *   when that audio starts playing plus `videoDelayMs`). Video timestamps (us) are the
  *   seconds of audio accepted before the frame. Tracks are published at the first frame, video
  *   capped at `fps` (default 25) and `videoMaxBitrate` (default 1 Mb/s).
  * - Audio is published at `sampleRate` Hz (default: the first frame's) with the first frame's channel
@@ -64,7 +65,7 @@ export interface PublisherMetrics {
   readonly queued: number;
   /** Frames dropped (queue full, or of an interrupted segment). */
   readonly dropped: number;
-  /** Milliseconds between the last video frame's capture and the start of its audio's playout. */
+  /** Milliseconds between the last video frame's capture and the start of its audio's playout (negative: video after audio). */
   readonly avOffsetMs: number;
 }
 
@@ -90,6 +91,12 @@ export interface RoomPublisherOptions {
   readonly fps?: number;
   /** Video encoder's bitrate cap, bits per second (default 1000000). */
   readonly videoMaxBitrate?: number;
+  /**
+   * Null (default): a frame's video is captured as soon as its audio is accepted (up to audioQueueMs
+   * before that audio plays). A number: captured when its audio starts playing, plus this many ms
+   * (to make up for the audio jitter buffer of the viewers); a flush cancels captures still waiting.
+   */
+  readonly videoDelayMs?: number | null;
 }
 
 interface ActiveSegment {
@@ -113,6 +120,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
   const { room, budget, log } = options;
   const queueMs = options.audioQueueMs ?? 100;
   const maxQueued = options.maxQueuedFrames ?? 50;
+  const videoDelayMs = options.videoDelayMs ?? null;
 
   return (input) =>
     new Observable<PublisherEvent>((subscriber: Subscriber<PublisherEvent>) => {
@@ -135,6 +143,12 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
       let pumping = false;
       let inputDone = false;
       let stopped = false;
+      /** Video captures waiting for their audio to play (videoDelayMs set). */
+      const delayed = new Set<ReturnType<typeof setTimeout>>();
+      const dropDelayed = (): void => {
+        for (const t of delayed) clearTimeout(t);
+        delayed.clear();
+      };
 
       const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, avOffsetMs });
       const played = (): number => clock - (out?.audio.queuedDuration ?? 0) / 1000;
@@ -158,6 +172,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         active.clear();
         dead = Math.max(dead, announced);
         queue.length = 0;
+        dropDelayed();
         if (out !== null) {
           out.audio.clearQueue();
           out.resampler?.close();
@@ -220,9 +235,19 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         const seconds = chunkDuration(f.audio);
         clock += seconds;
         budget.release(seconds);
-        avOffsetMs = Math.max(0, o.audio.queuedDuration - seconds * 1000);
-        const data = f.video.data;
-        o.video.captureFrame(new RtcVideoFrame(data, f.video.width, f.video.height, VideoBufferType.RGBA), BigInt(Math.round(start * 1e6)));
+        const lead = Math.max(0, o.audio.queuedDuration - seconds * 1000);
+        const delay = videoDelayMs === null ? 0 : lead + videoDelayMs;
+        avOffsetMs = lead - delay;
+        const video = new RtcVideoFrame(f.video.data, f.video.width, f.video.height, VideoBufferType.RGBA);
+        const timestamp = BigInt(Math.round(start * 1e6));
+        if (delay <= 0) o.video.captureFrame(video, timestamp);
+        else {
+          const timer = setTimeout(() => {
+            delayed.delete(timer);
+            if (gen === generation && !stopped) o.video.captureFrame(video, timestamp);
+          }, delay);
+          delayed.add(timer);
+        }
         frames++;
         if (speech) {
           let st = active.get(segment);
@@ -318,6 +343,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
 
       return () => {
         stopped = true;
+        dropDelayed();
         sourceSub.unsubscribe();
         inputSub.unsubscribe();
         for (const st of active.values()) clearTimeout(st.finishing);
@@ -348,6 +374,12 @@ const roomPublisherParams = z
     sampleRate: z.number().int().min(8000).optional().describe("published audio rate, Hz (default: the first frame's)"),
     maxQueuedFrames: z.number().int().min(1).default(50).describe('frames queued in the sink at most (default 50; strategy: drop oldest)'),
     videoMaxBitrate: z.number().int().min(50_000).default(1_000_000).describe('video encoder bitrate cap, bits per second (default 1000000)'),
+    videoDelayMs: z
+      .number()
+      .min(0)
+      .nullable()
+      .default(null)
+      .describe("null (default): video captured when its audio is accepted; ms: captured when its audio starts playing plus this delay (the viewers' audio jitter buffer)"),
   })
   .strict();
 
@@ -355,6 +387,8 @@ const roomPublisherParams = z
 export interface RoomPublisherResource {
   readonly room: Room;
   readonly onPlayback: (e: Exclude<PublisherEvent, { type: 'progress' }>) => void;
+  /** Where the publisher's metrics go, one call per progress event (default: nowhere). */
+  readonly onMetrics?: (m: PublisherMetrics) => void;
 }
 
 /** The `livekit-room` sink, bound to one session's room (the worker builds one per session). */
@@ -376,9 +410,14 @@ export function roomPublisherElement(resource: RoomPublisherResource): SinkEleme
           maxQueuedFrames: p.maxQueuedFrames,
           fps: ctx.fps,
           videoMaxBitrate: p.videoMaxBitrate,
+          videoDelayMs: p.videoDelayMs,
           ...(p.sampleRate !== undefined ? { sampleRate: p.sampleRate } : {}),
         })(input).subscribe({
-          next: (e) => (e.type === 'progress' ? subscriber.next({ frames: e.frames, seconds: e.seconds }) : resource.onPlayback(e)),
+          next: (e) => {
+            if (e.type !== 'progress') return resource.onPlayback(e);
+            resource.onMetrics?.(e);
+            subscriber.next({ frames: e.frames, seconds: e.seconds });
+          },
           error: (err: unknown) => subscriber.error(err),
           complete: () => subscriber.complete(),
         }),
