@@ -21,6 +21,7 @@
  * - LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET: the server (read by agents-js's CLI).
  * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
  * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082).
+ * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm (default: agents-js's, 0 in dev, up to 4 in start).
  * - SYNCTALK_LOG_LEVEL: log level (default info).
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -58,7 +59,7 @@ async function entry(ctx: JobContext): Promise<void> {
     room: ctx.room,
     agentIdentity: meta.agentIdentity,
     pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET,
-    log: rootLogger.child({ element: 'avatar-session', job: ctx.job.id }),
+    log: rootLogger.child({ job: ctx.job.id }),
   });
   ctx.addShutdownCallback(async () => {
     await session.close();
@@ -73,8 +74,13 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
   try {
     const port = Number(process.env.SYNCTALK_AVATAR_HTTP_PORT ?? 8082);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
+    const idle = process.env.SYNCTALK_AVATAR_IDLE_PROCESSES;
+    const numIdleProcesses = idle === undefined || idle === '' ? undefined : Number(idle);
+    if (numIdleProcesses !== undefined && !(Number.isInteger(numIdleProcesses) && numIdleProcesses >= 0)) {
+      throw new InputError('SYNCTALK_AVATAR_IDLE_PROCESSES', `not a count of processes: ${idle}`);
+    }
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
-    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port }));
+    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}) }));
   } catch (e) {
     if (!isInputError(e)) throw e;
     process.stderr.write(`avatar-worker: ${e.message}\n`);

@@ -3,10 +3,16 @@
  * session (live preset, demo face) publishes, a viewer receives audio and video. Measures the A/V
  * offset and the latency a viewer sees (printed; also `npm run bench`).
  */
+import type { Room } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ESPEAK_SAMPLE_RATE, espeakFrames } from '../../src/agent/espeak.ts';
 import type { DevServer } from '../../src/livekit/dev-server.ts';
-import { measureLiveAvatar } from '../../bench/livekit.ts';
-import { requireServer } from '../livekit/helpers.ts';
+import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, RPC_PLAYBACK_FINISHED, RPC_PLAYBACK_STARTED } from '../../src/livekit/protocol.ts';
+import { rootLogger } from '../../src/log.ts';
+import { ModelCache } from '../../src/models/model-cache.ts';
+import { type AvatarSession, startAvatarSession } from '../../src/workers/avatar-session.ts';
+import { measureLiveAvatar, recordViewer, SPEECH_OPENING, type ViewerRecord, waitUntil } from '../../bench/livekit.ts';
+import { join, requireServer, sleep } from '../livekit/helpers.ts';
 
 describe('avatar session on a real LiveKit server', () => {
   let server: DevServer;
@@ -34,5 +40,144 @@ describe('avatar session on a real LiveKit server', () => {
     expect(f.idleOpeningMax).toBeLessThan(0.05);
     expect(f.avCorrelation).toBeGreaterThan(0.6);
     expect(f.ended?.reason).toBe('agent left');
+  }, 60_000);
+});
+
+/** espeak-ng speech as s16le bytes at ESPEAK_SAMPLE_RATE, mono. */
+async function speechBytes(text: string): Promise<Uint8Array> {
+  const parts: Int16Array[] = [];
+  for await (const f of espeakFrames(text)) parts.push(f.data);
+  const out = new Int16Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) (out.set(p, at), (at += p.length));
+  return new Uint8Array(out.buffer);
+}
+
+/** Opens one lk.audio_stream segment to `to` and writes `bytes` in 4 KiB pieces; closes it unless `keepOpen`. */
+async function stream(agent: Room, to: string, bytes: Uint8Array, keepOpen: boolean) {
+  const writer = await agent.localParticipant!.streamBytes({
+    name: `AUDIO_${Math.random().toString(36).slice(2)}`,
+    topic: AUDIO_STREAM_TOPIC,
+    destinationIdentities: [to],
+    attributes: { sample_rate: String(ESPEAK_SAMPLE_RATE), num_channels: '1' },
+  });
+  for (let i = 0; i < bytes.length; i += 4096) await writer.write(bytes.slice(i, i + 4096));
+  if (!keepOpen) await writer.close();
+  return writer;
+}
+
+/** The agent's side of the playback RPCs, raw payloads with arrival times. */
+function rpcLog(agent: Room) {
+  const calls: Array<{ at: number; method: string; payload: string }> = [];
+  for (const method of [RPC_PLAYBACK_STARTED, RPC_PLAYBACK_FINISHED]) {
+    agent.localParticipant!.registerRpcMethod(method, async (d) => {
+      calls.push({ at: performance.now(), method, payload: d.payload });
+      return 'ok';
+    });
+  }
+  return calls;
+}
+
+const log = rootLogger.child({ test: 'avatar-session' }, { level: 'warn' });
+const IDLE = 0.05;
+
+describe('avatar session: interruption and sharing', () => {
+  let server: DevServer;
+  const rooms: Room[] = [];
+  const joined = async (room: string, identity: string, avatarFor?: string): Promise<Room> => {
+    const r = await join(server, room, identity, avatarFor);
+    rooms.push(r);
+    return r;
+  };
+  beforeAll(async () => {
+    server = await requireServer();
+  });
+  afterAll(async () => {
+    await Promise.all(rooms.map((r) => r.disconnect()));
+    await server?.stop();
+  });
+
+  it('clear_buffer mid-segment: interrupted with the position played, idle frames within 2 frames; a stream never closed does not wedge the next', async () => {
+    const agent = await joined('clear', 'agent');
+    const avatarRoom = await joined('clear', 'agent-avatar', 'agent');
+    const viewer = await joined('clear', 'viewer');
+    const rpc = rpcLog(agent);
+    const session = await startAvatarSession({ room: avatarRoom, agentIdentity: 'agent', log });
+    const seen = recordViewer(viewer, 'agent-avatar');
+    await waitUntil('idle frames', () => seen.video.length >= 10);
+
+    const long = await speechBytes('This is a long sentence that the agent will not be allowed to finish, because the user interrupts it.');
+    await stream(agent, 'agent-avatar', long, true);
+    const speaking = () => seen.video.filter((f) => f.opening > SPEECH_OPENING);
+    await waitUntil('a second of speech at the viewer', () => speaking().length >= 20);
+    const firstSpeech = speaking()[0].at;
+    await agent.localParticipant!.performRpc({ destinationIdentity: 'agent-avatar', method: RPC_CLEAR_BUFFER, payload: '' });
+    const returned = performance.now();
+
+    const finished = await (async () => {
+      await waitUntil('playback_finished', () => rpc.some((c) => c.method === RPC_PLAYBACK_FINISHED));
+      return rpc.find((c) => c.method === RPC_PLAYBACK_FINISHED)!;
+    })();
+    expect(finished.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":true,"synchronized_transcript":null\}$/);
+    const position = JSON.parse(finished.payload).playback_position as number;
+    const seenPlaying = (returned - firstSpeech) / 1000;
+    process.stdout.write(`clear_buffer: position ${position.toFixed(3)} s reported, speech seen for ${seenPlaying.toFixed(3)} s; playback_finished ${(finished.at - returned).toFixed(0)} ms after the RPC returned\n`);
+    expect(position).toBeLessThan(long.length / 2 / ESPEAK_SAMPLE_RATE - 0.5);
+    expect(Math.abs(position - seenPlaying)).toBeLessThan(0.25);
+
+    await sleep(800);
+    const after = seen.video.filter((f) => f.at > returned);
+    const speechFramesAfter = after.findIndex((f) => f.opening < IDLE);
+    process.stdout.write(`clear_buffer: ${speechFramesAfter} speech frame(s) reached the viewer after the RPC returned\n`);
+    expect(speechFramesAfter).toBeGreaterThanOrEqual(0);
+    expect(speechFramesAfter).toBeLessThanOrEqual(2);
+    const settled = after.filter((f) => f.at > returned + 150);
+    expect(settled.length).toBeGreaterThan(12);
+    expect(settled.every((f) => f.opening < IDLE)).toBe(true);
+
+    // The first stream is still open (its end never came); the next segment plays in full.
+    const short = await speechBytes('Sorry, go ahead.');
+    await stream(agent, 'agent-avatar', short, false);
+    await waitUntil('the second playback_finished', () => rpc.filter((c) => c.method === RPC_PLAYBACK_FINISHED).length >= 2);
+    const second = rpc.filter((c) => c.method === RPC_PLAYBACK_FINISHED)[1];
+    expect(JSON.parse(second.payload)).toEqual({ playback_position: expect.closeTo(short.length / 2 / ESPEAK_SAMPLE_RATE, 1), interrupted: false, synchronized_transcript: null });
+    expect(session.snapshot().segmentsInterrupted).toBe(1);
+    expect(session.snapshot().segmentsFinished).toBe(1);
+
+    seen.stop();
+    await agent.disconnect();
+    expect((await session.ended).reason).toBe('agent left');
+  }, 60_000);
+
+  it('two sessions in one process: one shared model, their own RPC handlers, the model closed after the last', async () => {
+    const models = new ModelCache();
+    const sessions: AvatarSession[] = [];
+    const views: ViewerRecord[] = [];
+    const agents: Room[] = [];
+    for (const name of ['one', 'two']) {
+      const agent = await joined(name, `agent-${name}`);
+      const avatarRoom = await joined(name, `avatar-${name}`, `agent-${name}`);
+      const viewer = await joined(name, `viewer-${name}`);
+      agents.push(agent);
+      sessions.push(await startAvatarSession({ room: avatarRoom, agentIdentity: `agent-${name}`, log, models }));
+      views.push(recordViewer(viewer, `avatar-${name}`));
+    }
+    await waitUntil('idle frames in both rooms', () => views.every((v) => v.video.length >= 10));
+    expect(models.size).toBe(1);
+    for (const [i, name] of ['one', 'two'].entries()) {
+      const answer = await agents[i].localParticipant!.performRpc({ destinationIdentity: `avatar-${name}`, method: RPC_CLEAR_BUFFER, payload: '' });
+      expect(answer).toBe('ok');
+    }
+
+    await sessions[0].close();
+    const before = views[1].video.length;
+    await sleep(400);
+    expect(views[1].video.length).toBeGreaterThan(before + 5);
+    expect(models.size).toBe(1);
+
+    await sessions[1].close();
+    await waitUntil('the model closed', () => models.size === 0, 5000);
+    views.forEach((v) => v.stop());
+    expect((await sessions[0].ended).reason).toBe('closed');
   }, 60_000);
 });
