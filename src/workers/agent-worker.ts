@@ -17,6 +17,10 @@
  * - SYNCTALK_AGENT_LINES: the scripted agent's lines, separated by '|' (default: two demo lines).
  * - SYNCTALK_AGENT_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8081; the avatar
  *   worker needs a different one).
+ * - SYNCTALK_AGENT_MAX_JOBS: rooms served at once (default 8). The worker reports its load as running
+ *   jobs / this, not as the machine's CPU use (agents-js's default): a conversation costs this worker
+ *   little CPU, and on a busy machine the CPU measure made the server skip the worker (the user's room
+ *   then never got an agent; seen on a 2-core machine: "no servers available").
  * A job ends when the last user (non-agent participant) leaves. SIGINT/SIGTERM: agents-js drains
  * running jobs first; a second SIGINT exits at once.
  */
@@ -106,7 +110,17 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const port = Number(process.env.SYNCTALK_AGENT_HTTP_PORT ?? 8081);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AGENT_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AGENT_HTTP_PORT}`);
     rootLogger.info({ mode: gemini ? `gemini/${gemini.auth.kind}` : 'scripted (no Gemini credentials)' }, 'agent worker');
-    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), host: '127.0.0.1', port }));
+    const maxJobs = Number(process.env.SYNCTALK_AGENT_MAX_JOBS ?? 8);
+    if (!Number.isInteger(maxJobs) || maxJobs < 1) throw new InputError('SYNCTALK_AGENT_MAX_JOBS', `not a positive integer: ${process.env.SYNCTALK_AGENT_MAX_JOBS}`);
+    cli.runApp(
+      new ServerOptions({
+        agent: fileURLToPath(import.meta.url),
+        host: '127.0.0.1',
+        port,
+        loadFunc: async (server) => server.activeJobs.length / maxJobs,
+        loadThreshold: 1,
+      }),
+    );
   } catch (e) {
     if (!isInputError(e)) throw e;
     process.stderr.write(`agent-worker: ${e.message}\n`);
