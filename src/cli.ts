@@ -2,11 +2,14 @@
  * The `synctalk-live` command.
  *
  *   synctalk-live render --audio in.wav --out out.mp4 [--pipeline spec.json] [--verbose]
+ *   synctalk-live export --data DIR --workspace DIR --ave PATH --out BUNDLE [--portrait|--torso] [--au45] [--ckpt PATH] [--samples S]
  *
  * Bad input ends with exit status 1 and one line naming the file and the problem (no stack trace);
  * an unexpected failure ends with status 70 (stack with --verbose). Warnings are plain lines on stderr.
  */
-import { basename } from 'node:path';
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { lastValueFrom, tap } from 'rxjs';
@@ -24,7 +27,11 @@ export const DEFAULT_RENDER_PIPELINE = fileURLToPath(new URL('./pipelines/preset
 const USAGE = `usage:
   ${PROG} render --audio <in.wav> --out <out.mp4> [--pipeline <spec.json>] [--verbose]
       Render a talking-avatar MP4 from a WAV file through a pipeline declared as JSON
-      (default: the bundled demo avatar, ${basename(DEFAULT_RENDER_PIPELINE)}).`;
+      (default: the bundled demo avatar, ${basename(DEFAULT_RENDER_PIPELINE)}).
+  ${PROG} export --data <dir> --workspace <dir> --ave <audio_visual_encoder.pth> --out <bundle>
+                 [--portrait | --torso] [--au45] [--ckpt <file.pth>] [--samples <n>] [--verbose]
+      Export a trained SyncTalk ('ave') model and its data folder to an avatar bundle (docs/synctalk-bundle.md),
+      with the Python exporter (python/synctalk_live; needs torch: $SYNCTALK_PYTHON, else /usr/bin/python3).`;
 
 class UsageError extends Error {}
 
@@ -69,6 +76,65 @@ function progressBar(total: number | null): (seconds: number) => void {
   };
 }
 
+/** python/, where the synctalk_live package lives. */
+const PYTHON_DIR = fileURLToPath(new URL('../python', import.meta.url));
+
+/** The Python that runs the exporter: $SYNCTALK_PYTHON if set, else /usr/bin/python3. */
+export const exporterPython = (): string => process.env.SYNCTALK_PYTHON ?? '/usr/bin/python3';
+
+/** The exporter failed: its one-line error, printed as is. */
+class ExportError extends Error {}
+
+async function exportBundle(args: string[]): Promise<void> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      data: { type: 'string' },
+      workspace: { type: 'string' },
+      ave: { type: 'string' },
+      out: { type: 'string' },
+      portrait: { type: 'boolean', default: false },
+      torso: { type: 'boolean', default: false },
+      au45: { type: 'boolean', default: false },
+      ckpt: { type: 'string' },
+      samples: { type: 'string' },
+      verbose: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  const { data, workspace, ave, out } = values;
+  if (data === undefined || workspace === undefined || ave === undefined || out === undefined) {
+    throw new UsageError('export needs --data, --workspace, --ave and --out');
+  }
+  if (values.portrait && values.torso) throw new UsageError('--portrait and --torso exclude each other');
+  if (values.samples !== undefined && !/^[1-9]\d*$/.test(values.samples)) throw new UsageError(`--samples must be a positive integer; got "${values.samples}"`);
+  const python = exporterPython();
+  if (python.includes('/') && !existsSync(python)) throw new ExportError(`${python}: no such Python (set SYNCTALK_PYTHON to a python3 with torch and onnx)`);
+  const flags = [
+    ...['data', 'workspace', 'ave', 'out'].flatMap((k) => [`--${k}`, values[k as 'data']!]),
+    ...(['portrait', 'torso', 'au45'] as const).filter((k) => values[k]).map((k) => `--${k}`),
+    ...(values.ckpt === undefined ? [] : ['--ckpt', values.ckpt]),
+    ...(values.samples === undefined ? [] : ['--samples', values.samples]),
+  ];
+  const pythonPath = [PYTHON_DIR, process.env.PYTHONPATH].filter((p) => p !== undefined && p !== '').join(':');
+  const child = spawn(python, ['-m', 'synctalk_live.export', ...flags], { env: { ...process.env, PYTHONPATH: pythonPath }, stdio: ['ignore', 'inherit', 'pipe'] });
+  let stderr = '';
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    stderr += d;
+    if (values.verbose) process.stderr.write(d);
+  });
+  const code = await new Promise<number>((resolve, reject) => {
+    child.once('error', (e: NodeJS.ErrnoException) => reject(new ExportError(`${python}: cannot run (${e.code ?? e.message})`)));
+    child.once('close', (c, signal) => resolve(c ?? (signal === null ? 1 : 128)));
+  });
+  if (code !== 0) {
+    const lines = stderr.trim().split('\n').filter((l) => l.trim() !== '');
+    const last = lines.at(-1) ?? `exited with status ${code}`;
+    throw new ExportError(code === 2 ? last : `exporter failed (${python}, status ${code}): ${last}`);
+  }
+  process.stdout.write(`wrote ${join(out, 'manifest.json')} and the bundle's graphs and images\n`);
+}
+
 async function render(args: string[]): Promise<void> {
   const { values } = parseArgs({
     args,
@@ -109,6 +175,7 @@ export async function main(argv: string[]): Promise<number> {
   const verbose = rest.includes('--verbose');
   try {
     if (command === 'render') await render(rest);
+    else if (command === 'export') await exportBundle(rest);
     else if (command === undefined || command === '--help' || command === '-h') {
       process.stdout.write(`${USAGE}\n`);
       return command === undefined ? 2 : 0;
@@ -119,7 +186,7 @@ export async function main(argv: string[]): Promise<number> {
       process.stderr.write(`${PROG}: ${e.message}\n${USAGE}\n`);
       return 2;
     }
-    if (isInputError(e)) {
+    if (isInputError(e) || e instanceof ExportError) {
       process.stderr.write(`${PROG}: ${e.message}\n`);
       return 1;
     }

@@ -184,12 +184,15 @@ export class SyncTalkRenderer implements FrameRenderer {
     const t = pingPong(this.shown++, manifest.frames);
     const e = manifest.eye_dim;
     const feeds: Record<string, TensorFeed> = {
-      enc_a: { type: 'float32', dims: [1, 32], data: encA },
+      enc_a: { type: 'float32', dims: [1, 32], data: encA.slice() },
       eye: { type: 'float32', dims: [1, e], data: tracks.eyes.slice(t * e, (t + 1) * e) },
       pose: { type: 'float32', dims: [4, 4], data: tracks.poses.slice(t * 16, (t + 1) * 16) },
     };
     if (tracks.anchors !== null) feeds.anchor = { type: 'float32', dims: [1, 6], data: tracks.anchors.slice(t * 6, (t + 1) * 6) };
-    else Object.assign(feeds, await this.bundle.images(t));
+    else {
+      // copies: a feed's buffer is handed over to the inference worker, the cached images stay
+      for (const [name, f] of Object.entries(await this.bundle.images(t))) feeds[name] = { ...f, data: f.data.slice() };
+    }
     const out = await render.run(feeds);
     const rgb = float32(render.path, out.rgb?.data, this.width * this.height * 3, 'rgb');
     const rgba = new Uint8Array(this.width * this.height * 4);
