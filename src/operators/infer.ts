@@ -316,9 +316,9 @@ export const inferElement: OperatorElement<typeof inferParams> = {
       const path = modelPath(params);
       const log = ctx.log.child({ element: 'infer' });
       const opening = openRenderer(params, { log });
-      opening.catch((e: unknown) => subscriber.error(e));
       const { width, height } = rendererSize(params);
       const ready = opening.then((o) => o.renderer);
+      ready.catch((e: unknown) => subscriber.error(e));
       const renderer: FrameRenderer = {
         width,
         height,
