@@ -5,6 +5,7 @@
  */
 import { frameworkCost } from './framework.ts';
 import { demoModelMsPerFrame, eventLoopLag } from './inference.ts';
+import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame } from './synctalk.ts';
 
 interface Row {
   readonly figure: string;
@@ -36,6 +37,16 @@ async function main(): Promise<void> {
   const lag = await eventLoopLag(3, 8);
   add('event-loop lag while inference runs (max)', `${lag.maxMs.toFixed(1)} ms`, '< 10 ms');
   add('event-loop lag while inference runs (p99)', `${lag.p99Ms.toFixed(1)} ms`);
+
+  for (const size of [64, 128]) {
+    const st = await syncTalkMsPerFrame(size);
+    const ref = await syncTalkReferenceMsPerFrame(size);
+    add(`SyncTalk renderer per frame at ${size}x${size} (cpu, 1 thread, portrait)`, `${st.msPerFrame.toFixed(0)} ms`);
+    add(`SyncTalk render.onnx alone at ${size}x${size}`, `${st.renderMs.toFixed(0)} ms`);
+    add(`PyTorch reference per frame at ${size}x${size} (cpu, 1 thread)`, `${ref.toFixed(0)} ms`);
+    add(`reference / renderer time at ${size}x${size}`, `${(ref / st.msPerFrame).toFixed(2)}`, '> 1');
+    if (size === 128) add('SyncTalk renderer at 512x512, scaled by pixel count from 128x128', `${((st.msPerFrame * 16) / 1000).toFixed(1)} s`);
+  }
 
   const w1 = Math.max(...rows.map((r) => r.figure.length), 'figure'.length);
   const w2 = Math.max(...rows.map((r) => r.value.length), 'value'.length);
