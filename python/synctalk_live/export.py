@@ -22,6 +22,7 @@ from .checkpoint import load_audio_head, load_ave, load_nerf_checkpoint
 from .dataset import SyncTalkData
 from .errors import InputError
 from .graphs import RenderGraph
+from .marcher import unpack_bitfield, visible_pixels
 from .model import wrapped_anchor
 
 FORMAT_VERSION = 1
@@ -58,6 +59,21 @@ def _io(name, tensor):
     return {'name': name, 'dtype': dtype, 'shape': list(tensor.shape)}
 
 
+def ray_pixels(sd, data, mode):
+    """The static ray set of render.onnx, [H*W] bool: pixels whose ray may take an occupied sample under some track
+    pose (`marcher.visible_pixels`), and in portrait mode also under the face mask of some track frame (mask 0
+    shows the original frame). At least one pixel (a graph of zero rays would have empty tensors)."""
+    rays = visible_pixels(unpack_bitfield(sd['density_bitfield']), data.poses, data.height, data.width,
+                          data.intrinsics)
+    if mode == 'portrait':
+        union = np.zeros(data.height * data.width, dtype=bool)
+        for i in range(len(data)):
+            union |= data.mask_u8(i).reshape(-1) > 0
+        rays &= torch.from_numpy(union)
+    rays[0] |= not bool(rays.any())
+    return rays
+
+
 def _png(arr, path):
     Image.fromarray(np.ascontiguousarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)).save(path)
 
@@ -88,8 +104,10 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
                                   [('enc_a', torch.zeros(1, 32))])
 
     log(f'render graph {w}x{h}, {samples} samples/ray, mode {mode}{" (au45)" if au45 else ""}')
+    rays = ray_pixels(sd, data, mode)
+    log(f'{int(rays.sum())} of {h * w} pixels need a ray')
     render = RenderGraph(sd, mode, h, w, data.intrinsics, samples, data.bc_u8().astype(np.float32) / 255.0,
-                         mean_density_torso).eval()
+                         mean_density_torso, rays).eval()
     args = [('enc_a', torch.zeros(1, 32)), ('eye', torch.zeros(1, eyes.shape[1])),
             ('pose', torch.from_numpy(data.poses[0]))]
     if mode == 'torso':
@@ -123,6 +141,7 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
         'format': 'synctalk-avatar', 'version': FORMAT_VERSION, 'fps': FPS, 'width': w, 'height': h,
         'intrinsics': {'fx': data.intrinsics[0], 'fy': data.intrinsics[1], 'cx': data.cx, 'cy': data.cy},
         'mode': mode, 'au45': au45, 'eye_dim': int(eyes.shape[1]), 'frames': len(data), 'samples': samples,
+        'rays': int(rays.sum()),
         'audio': {'sample_rate': 16000, 'mel_bins': 80, 'mel_window': 16, 'mel_hop': 200,
                   'attention': {'before': ATT_BEFORE, 'after': ATT_AFTER, 'pad': 'zeros'},
                   'feature_offset': 2},

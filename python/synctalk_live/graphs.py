@@ -49,9 +49,46 @@ class GatherGrid(nn.Module):
         return acc.reshape(x.shape[0], -1) * inside.float()
 
 
-def triplane_grid(embeddings):
-    table, bases, strides = dense_tables(embeddings, TRIPLANE)
-    return GatherGrid(table, bases, strides, TRIPLANE.scales, 1)
+class TriplaneGrid(nn.Module):
+    """All 36 tri-plane lookups (3 planes x 12 levels) of a point as ONE Gather of corner quads.
+
+    Each de-hashed level texture T (side = res + 1) is stored as quads Q[gx + gy side] = (T[gx, gy], T[gx + 1, gy],
+    T[gx, gy + 1], T[gx + 1, gy + 1]) (0 past the edge, never read: g <= res - 1), so a bilinear lookup is one row
+    read; the bilinear sum is (wx wy) v per corner as in the CUDA encoder. xyz must lie in the AABB (it does:
+    samples are clamped to it), so no point falls outside [0, 1] and no inside-test is needed."""
+
+    def __init__(self, embeddings):
+        super().__init__()
+        quads, bases = [], []
+        for plane, emb in enumerate(embeddings):
+            table, level_bases, strides = dense_tables(emb, TRIPLANE)
+            for level, side in enumerate(strides.tolist()):
+                t = table[int(level_bases[level]):int(level_bases[level]) + side * side, 0].reshape(side, side)
+                q = torch.zeros(side, side, 4)
+                q[:, :, 0] = t
+                q[:, :-1, 1] = t[:, 1:]
+                q[:-1, :, 2] = t[1:, :]
+                q[:-1, :-1, 3] = t[1:, 1:]
+                bases.append(sum(int(b.shape[0]) for b in quads))
+                quads.append(q.reshape(-1, 4))
+        self.register_buffer('quads', torch.cat(quads, dim=0))
+        self.register_buffer('bases', torch.tensor(bases, dtype=torch.int64).reshape(1, 3, -1))
+        self.register_buffer('strides', strides.reshape(1, 1, -1))
+        self.register_buffer('scales', torch.tensor([float(s) for s in TRIPLANE.scales]).reshape(1, 1, -1, 1))
+        self.register_buffer('axes', torch.tensor([list(ax) for _, ax in PLANES]))
+
+    def forward(self, xyz):
+        """xyz [N, 3] -> enc_x [N, 36] (planes xy | yz | xz, 12 levels each)."""
+        x01 = (xyz[:, self.axes] + 1.0) / 2.0
+        pos = x01[:, :, None, :] * self.scales + 0.5
+        g = torch.floor(pos)
+        f = pos - g
+        g = g.long()
+        idx = g[..., 0] + g[..., 1] * self.strides + self.bases
+        fx, fy = f[..., 0], f[..., 1]
+        gx, gy = 1 - fx, 1 - fy
+        w = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1)
+        return (w * self.quads[idx]).sum(dim=-1).reshape(xyz.shape[0], -1)
 
 
 def torso_grid(embeddings):
@@ -66,16 +103,26 @@ class RenderGraph(nn.Module):
       head:     torso_rgba [H, W, 4] u8 (torso_imgs frame, composited over the baked bc.jpg)
       portrait: torso_rgba, ori [H, W, 3] u8, mask [H, W, 1] u8 (255 - G of parsing/<id>_face.png)
       torso:    anchor [1, 6] f32 (learned torso over the baked bc.jpg)
-    -> rgb [H, W, 3] f32 in [0, 1]."""
+    -> rgb [H, W, 3] f32 in [0, 1].
 
-    def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0):
+    `rays` [H*W] bool (default all): the pixels that get a ray (a static set, e.g. `export.ray_pixels`); every
+    other pixel is taken to have no occupied sample, i.e. to show the background (head, torso) or, in portrait
+    mode, to have mask 0 (the original frame). The rays' results are placed by one Gather with a constant index."""
+
+    def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0, rays=None):
         super().__init__()
         self.register_buffer('bc', torch.as_tensor(bc).float().reshape(-1, 3))
         self.mode, self.height, self.width, self.samples = mode, height, width, samples
         self.head = HeadNet(sd)
-        self.planes = nn.ModuleList([triplane_grid(sd[f'encoder_{p}.embeddings'].float()) for p, _ in PLANES])
-        self.axes = [list(ax) for _, ax in PLANES]
-        self.register_buffer('dirs', camera_dirs(height, width, intrinsics))
+        self.grid = TriplaneGrid([sd[f'encoder_{p}.embeddings'].float() for p, _ in PLANES])
+        rays = torch.ones(height * width, dtype=torch.bool) if rays is None else torch.as_tensor(rays).reshape(-1)
+        self.all_rays = bool(rays.all())
+        pix = rays.nonzero()[:, 0]
+        self.register_buffer('pix', pix)
+        slot = torch.arange(height * width) + pix.shape[0]
+        slot[pix] = torch.arange(pix.shape[0])
+        self.register_buffer('slot', slot)
+        self.register_buffer('dirs', camera_dirs(height, width, intrinsics)[pix])
         self.register_buffer('occ', unpack_bitfield(sd['density_bitfield']).reshape(-1).to(torch.uint8))
         self.register_buffer('lattice', torch.arange(LATTICE, dtype=torch.float32))
         if mode == 'torso':
@@ -85,9 +132,6 @@ class RenderGraph(nn.Module):
             slot = torch.zeros(height * width, dtype=torch.int64)
             slot[mask] = torch.arange(1, int(mask.sum()) + 1)
             self.register_buffer('torso_slot', slot)
-
-    def encode_x(self, xyz):
-        return torch.cat([grid(xyz[:, ax]) for grid, ax in zip(self.planes, self.axes)], dim=-1)
 
     def forward(self, enc_a, eye, pose, *frames):
         p, s = self.dirs.shape[0], self.samples
@@ -103,7 +147,7 @@ class RenderGraph(nn.Module):
         ts = torch.gather(t, 1, index)
         dd = d[:, None, :].expand(p, s, 3).reshape(-1, 3)
         xyz = clamp_aabb(o + ts.reshape(-1, 1) * dd)
-        sigma, rgb = self.head(self.encode_x(xyz), dd, enc_a, eye)
+        sigma, rgb = self.head(self.grid(xyz), dd, enc_a, eye)
         sigma = torch.where(taken, sigma.reshape(p, s), torch.zeros_like(ts))
         tau = sigma * DT
         trans = torch.exp(-torch.cumsum(torch.cat([torch.zeros_like(tau[:, :1]), tau[:, :-1]], dim=1), dim=1))
@@ -117,9 +161,14 @@ class RenderGraph(nn.Module):
             color = torch.cat([torch.zeros_like(color[:1]), color], dim=0)[self.torso_slot]
             bg = color * alpha + self.bc * (1 - alpha)
         else:
-            rgba = frames[0].reshape(p, 4).float() / 255.0
+            rgba = frames[0].reshape(-1, 4).float() / 255.0
             bg = rgba[:, :3] * rgba[:, 3:] + self.bc * (1 - rgba[:, 3:])
-        image = torch.clamp(image + (1 - wsum) * bg, 0.0, 1.0).reshape(self.height, self.width, 3)
+        if self.all_rays:
+            image = torch.clamp(image + (1 - wsum) * bg, 0.0, 1.0)
+        else:
+            image = torch.clamp(image + (1 - wsum) * bg[self.pix], 0.0, 1.0)
+            image = torch.cat([image, torch.clamp(bg, 0.0, 1.0)], dim=0)[self.slot]
+        image = image.reshape(self.height, self.width, 3)
         if self.mode == 'portrait':
             m = frames[2].float() / 255.0
             image = image * m + frames[1].float() / 255.0 * (1 - m)

@@ -126,6 +126,44 @@ def march(o, d, near, far, occ, samples):
     return t_out, taken
 
 
+def occupied_box(occ):
+    """World-space box [lo (3), hi (3)] (float64) holding every occupied voxel that lies in the AABB, or None."""
+    cells = occ.nonzero()
+    if cells.shape[0] == 0:
+        return None
+    lo = cells.min(dim=0).values.double() / (GRID / 2) - 1
+    hi = (cells.max(dim=0).values.double() + 1) / (GRID / 2) - 1
+    lo, hi = torch.maximum(lo, torch.tensor(AABB[:3]).double()), torch.minimum(hi, torch.tensor(AABB[3:]).double())
+    return None if (lo > hi).any() else (lo, hi)
+
+
+def visible_pixels(occ, poses, height, width, intrinsics, margin=1.5):
+    """Pixels [H*W] bool whose ray may take an occupied sample for at least one of `poses` (ngp c2w): the union
+    over poses of the bounding rectangle of the projected corners of `occupied_box`, widened by `margin` pixels.
+    A conservative superset (a ray that misses the box takes no sample: its image is the background alone); every
+    pixel when a corner is behind a camera."""
+    box = occupied_box(occ)
+    hits = torch.zeros(height, width, dtype=torch.bool)
+    if box is None:
+        return hits.reshape(-1)
+    fx, fy, cx, cy = intrinsics
+    corners = torch.stack(torch.meshgrid(*[torch.stack([box[0][a], box[1][a]]) for a in range(3)], indexing='ij'),
+                          dim=-1).reshape(8, 3)
+    cols = torch.arange(width, dtype=torch.float64) + 0.5
+    rows = torch.arange(height, dtype=torch.float64) + 0.5
+    for pose in poses:
+        pose = torch.as_tensor(pose).double()
+        cam = (corners - pose[:3, 3]) @ pose[:3, :3]
+        if (cam[:, 2] <= 1e-6).any():
+            return torch.ones(height * width, dtype=torch.bool)
+        u = fx * cam[:, 0] / cam[:, 2] + cx
+        v = fy * cam[:, 1] / cam[:, 2] + cy
+        in_u = (cols >= u.min() - margin) & (cols <= u.max() + margin)
+        in_v = (rows >= v.min() - margin) & (rows <= v.max() + margin)
+        hits |= in_v[:, None] & in_u[None, :]
+    return hits.reshape(-1)
+
+
 def composite(sigma, rgb, taken):
     """CUDA compositing loop over samples: returns weight sum [P] and colour [P, 3]."""
     n, s = taken.shape

@@ -5,7 +5,8 @@ import unittest
 import numpy as np
 import torch
 
-from synctalk_live.graphs import torso_grid, triplane_grid
+from synctalk_live.graphs import TriplaneGrid, torso_grid
+from synctalk_live.reference import PLANES
 from synctalk_live.grid import TORSO, TRIPLANE, grid_encode
 
 
@@ -83,10 +84,17 @@ class GridTest(unittest.TestCase):
 
     def test_dehashed_tables_equal_hash_lookup(self):
         x = points(self.rng, 4000)
-        np.testing.assert_allclose(triplane_grid(self.tri)(x).numpy(), grid_encode(self.tri, TRIPLANE, x).numpy(),
-                                   atol=1e-6)
         np.testing.assert_allclose(torso_grid(self.torso)(x).numpy(), grid_encode(self.torso, TORSO, x).numpy(),
                                    atol=1e-6)
+
+    def test_triplane_quads_equal_hash_lookup(self):
+        """The one-Gather tri-plane lookup on points of the AABB (where samples lie), faces and corners included."""
+        planes = [self.tri, self.tri.flip(0), self.tri * 0.5]
+        x = torch.rand(4000, 3, generator=torch.Generator().manual_seed(3)) * 2 - 1
+        x[:, 1] *= 0.5
+        x[:8] = torch.tensor([[sx, sy * 0.5, sz] for sx in (-1.0, 1.0) for sy in (-1.0, 1.0) for sz in (-1.0, 1.0)])
+        want = torch.cat([grid_encode(e, TRIPLANE, x[:, list(ax)]) for e, (_, ax) in zip(planes, PLANES)], dim=-1)
+        np.testing.assert_allclose(TriplaneGrid(planes)(x).numpy(), want.numpy(), atol=1e-6)
 
 
 if __name__ == '__main__':

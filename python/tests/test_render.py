@@ -8,6 +8,7 @@ import torch
 
 from synctalk_live.checkpoint import load_audio_head, load_ave, load_nerf_checkpoint
 from synctalk_live.dataset import SyncTalkData
+from synctalk_live.export import ray_pixels
 from synctalk_live.graphs import RenderGraph
 from synctalk_live.make_test_workspace import make_workspace
 from synctalk_live.model import wrapped_anchor
@@ -21,7 +22,7 @@ def render_both(root, mode, au45=False, samples=16):
     eyes = torch.from_numpy(data.eyes(au45))
     ref = Reference(sd, mode, data.height, data.width, data.intrinsics, samples, mdt)
     graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, samples,
-                        data.bc_u8().astype(np.float32) / 255.0, mdt).eval()
+                        data.bc_u8().astype(np.float32) / 255.0, mdt, ray_pixels(sd, data, mode)).eval()
     enc_a = torch.randn(1, 32, generator=torch.Generator().manual_seed(1))
     diffs = []
     for i in (0, len(data) - 1):
