@@ -72,23 +72,31 @@ class TriplaneGrid(nn.Module):
                 bases.append(sum(int(b.shape[0]) for b in quads))
                 quads.append(q.reshape(-1, 4))
         self.register_buffer('quads', torch.cat(quads, dim=0))
-        self.register_buffer('bases', torch.tensor(bases, dtype=torch.int64).reshape(1, 3, -1))
-        self.register_buffer('strides', strides.reshape(1, 1, -1))
-        self.register_buffer('scales', torch.tensor([float(s) for s in TRIPLANE.scales]).reshape(1, 1, -1, 1))
-        self.register_buffer('axes', torch.tensor([list(ax) for _, ax in PLANES]))
+        # Per (plane, level) column j of [N, 36]: pos = x01[axis] scale + 0.5, rounded as the CUDA encoder rounds it
+        # (x01[axis] picked by a 0/1 MatMul, exact), corner row = gx + gy side + base (exact integers in float32).
+        # Every op works on whole [N, 36] tensors: broadcasts over inner axes are slow on the CPU provider.
+        scales = torch.tensor([float(s) for s in TRIPLANE.scales])
+        levels = scales.shape[0]
+        pick = torch.zeros(2, 3, 3, levels)
+        for p, (_, ax) in enumerate(PLANES):
+            for a in range(2):
+                pick[a, ax[a], p, :] = 1.0
+        self.register_buffer('pick_x', pick[0].reshape(3, -1))
+        self.register_buffer('pick_y', pick[1].reshape(3, -1))
+        self.register_buffer('scale', scales.repeat(3).reshape(1, -1))
+        self.register_buffer('side', strides.float().repeat(3).reshape(1, -1))
+        self.register_buffer('base', torch.tensor(bases, dtype=torch.float32).reshape(1, -1))
 
     def forward(self, xyz):
         """xyz [N, 3] -> enc_x [N, 36] (planes xy | yz | xz, 12 levels each)."""
-        x01 = (xyz[:, self.axes] + 1.0) / 2.0
-        pos = x01[:, :, None, :] * self.scales + 0.5
-        g = torch.floor(pos)
-        f = pos - g
-        g = g.long()
-        idx = g[..., 0] + g[..., 1] * self.strides + self.bases
-        fx, fy = f[..., 0], f[..., 1]
-        gx, gy = 1 - fx, 1 - fy
-        w = torch.stack([gx * gy, fx * gy, gx * fy, fx * fy], dim=-1)
-        return (w * self.quads[idx]).sum(dim=-1).reshape(xyz.shape[0], -1)
+        x01 = (xyz + 1.0) / 2.0
+        pos_x = (x01 @ self.pick_x) * self.scale + 0.5
+        pos_y = (x01 @ self.pick_y) * self.scale + 0.5
+        g_x, g_y = torch.floor(pos_x), torch.floor(pos_y)
+        f_x, f_y = pos_x - g_x, pos_y - g_y
+        v = self.quads[(g_x + g_y * self.side + self.base).long()].permute(2, 0, 1)
+        h_x, h_y = 1 - f_x, 1 - f_y
+        return h_x * h_y * v[0] + f_x * h_y * v[1] + h_x * f_y * v[2] + f_x * f_y * v[3]
 
 
 def torso_grid(embeddings):

@@ -126,42 +126,57 @@ def march(o, d, near, far, occ, samples):
     return t_out, taken
 
 
-def occupied_box(occ):
-    """World-space box [lo (3), hi (3)] (float64) holding every occupied voxel that lies in the AABB, or None."""
-    cells = occ.nonzero()
-    if cells.shape[0] == 0:
-        return None
-    lo = cells.min(dim=0).values.double() / (GRID / 2) - 1
-    hi = (cells.max(dim=0).values.double() + 1) / (GRID / 2) - 1
-    lo, hi = torch.maximum(lo, torch.tensor(AABB[:3]).double()), torch.minimum(hi, torch.tensor(AABB[3:]).double())
-    return None if (lo > hi).any() else (lo, hi)
+def occupied_boxes(occ, block=4):
+    """World-space boxes lo, hi [B, 3] (float64) that hold every surface voxel of the occupied set: per block of
+    block^3 voxels, the bounds of its surface voxels (occupied, a 6-neighbour empty or off the grid), cut to the
+    AABB. Voxels wholly outside the AABB count as empty (no sample lies in them). A ray meets the occupied set
+    first in a surface voxel, so covering the surface covers every ray that takes a sample."""
+    n = GRID // block
+    idx = torch.arange(GRID, dtype=torch.float64)
+    inside = [((idx + 1) / (GRID / 2) - 1 >= AABB[a]) & (idx / (GRID / 2) - 1 <= AABB[a + 3]) for a in range(3)]
+    occ = occ & inside[0][:, None, None] & inside[1][None, :, None] & inside[2][None, None, :]
+    full = torch.nn.functional.pad(occ[None, None].float(), (1, 1, 1, 1, 1, 1))[0, 0]
+    interior = torch.ones_like(occ)
+    for a in range(3):
+        for step in (-1, 1):
+            interior &= full.roll(step, a)[1:-1, 1:-1, 1:-1] > 0
+    cells = (occ & ~interior).nonzero()
+    key = (cells // block) @ torch.tensor([n * n, n, 1])
+    lo = torch.full((n ** 3, 3), GRID, dtype=torch.int64).scatter_reduce(0, key[:, None].expand(-1, 3), cells, 'amin')
+    hi = torch.full((n ** 3, 3), -1, dtype=torch.int64).scatter_reduce(0, key[:, None].expand(-1, 3), cells, 'amax')
+    used = hi[:, 0] >= 0
+    lo = torch.maximum(lo[used].double() / (GRID / 2) - 1, torch.tensor(AABB[:3]).double())
+    hi = torch.minimum((hi[used].double() + 1) / (GRID / 2) - 1, torch.tensor(AABB[3:]).double())
+    return lo, hi
 
 
 def visible_pixels(occ, poses, height, width, intrinsics, margin=1.5):
     """Pixels [H*W] bool whose ray may take an occupied sample for at least one of `poses` (ngp c2w): the union
-    over poses of the bounding rectangle of the projected corners of `occupied_box`, widened by `margin` pixels.
-    A conservative superset (a ray that misses the box takes no sample: its image is the background alone); every
-    pixel when a corner is behind a camera."""
-    box = occupied_box(occ)
-    hits = torch.zeros(height, width, dtype=torch.bool)
-    if box is None:
-        return hits.reshape(-1)
+    over poses and `occupied_boxes` of the bounding rectangle of a box's projected corners, widened by `margin`
+    pixels. A conservative superset (a ray that misses every box takes no sample: its image is the background
+    alone); every pixel when a corner lies behind a camera."""
+    lo, hi = occupied_boxes(occ)
+    if lo.shape[0] == 0:
+        return torch.zeros(height * width, dtype=torch.bool)
     fx, fy, cx, cy = intrinsics
-    corners = torch.stack(torch.meshgrid(*[torch.stack([box[0][a], box[1][a]]) for a in range(3)], indexing='ij'),
-                          dim=-1).reshape(8, 3)
-    cols = torch.arange(width, dtype=torch.float64) + 0.5
-    rows = torch.arange(height, dtype=torch.float64) + 0.5
-    for pose in poses:
-        pose = torch.as_tensor(pose).double()
-        cam = (corners - pose[:3, 3]) @ pose[:3, :3]
-        if (cam[:, 2] <= 1e-6).any():
+    bits = torch.tensor([[(c >> a) & 1 for a in range(3)] for c in range(8)], dtype=torch.float64)
+    corners = lo[:, None, :] + (hi - lo)[:, None, :] * bits[None, :, :]
+    poses = torch.as_tensor(np.asarray(poses)).double()
+    diff = torch.zeros(height + 1, width + 1, dtype=torch.int64)
+    for chunk in poses.split(max(1, 2_000_000 // (8 * corners.shape[0]))):
+        cam = torch.einsum('pbki,pij->pbkj', corners[None] - chunk[:, None, None, :3, 3], chunk[:, :3, :3])
+        if (cam[..., 2] <= 1e-6).any():
             return torch.ones(height * width, dtype=torch.bool)
-        u = fx * cam[:, 0] / cam[:, 2] + cx
-        v = fy * cam[:, 1] / cam[:, 2] + cy
-        in_u = (cols >= u.min() - margin) & (cols <= u.max() + margin)
-        in_v = (rows >= v.min() - margin) & (rows <= v.max() + margin)
-        hits |= in_v[:, None] & in_u[None, :]
-    return hits.reshape(-1)
+        u, v = fx * cam[..., 0] / cam[..., 2] + cx, fy * cam[..., 1] / cam[..., 2] + cy
+        # pixel col holds the ray through col + 0.5: cols ceil(u_min - margin - 0.5) .. floor(u_max + margin - 0.5)
+        c0 = torch.ceil(u.min(dim=-1).values - margin - 0.5).clamp(0, width).long().reshape(-1)
+        c1 = (torch.floor(u.max(dim=-1).values + margin - 0.5) + 1).clamp(0, width).long().reshape(-1)
+        r0 = torch.ceil(v.min(dim=-1).values - margin - 0.5).clamp(0, height).long().reshape(-1)
+        r1 = (torch.floor(v.max(dim=-1).values + margin - 0.5) + 1).clamp(0, height).long().reshape(-1)
+        ok = (c0 < c1) & (r0 < r1)
+        for r, c, sign in ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1)):
+            diff.index_put_((r[ok], c[ok]), torch.full_like(r[ok], sign), accumulate=True)
+    return (diff.cumsum(0).cumsum(1)[:height, :width] > 0).reshape(-1)
 
 
 def composite(sigma, rgb, taken):

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from synctalk_live.marcher import (AABB, DT, GRID, MIN_NEAR, T_THRESH, camera_dirs, composite, march, morton3d,
-                                   near_far, rays, unpack_bitfield)
+                                   near_far, rays, unpack_bitfield, visible_pixels)
 from synctalk_live.make_test_workspace import camera_pose, occupancy_bitfield
 
 F = np.float32
@@ -88,6 +88,25 @@ class MarcherTest(unittest.TestCase):
                 np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
                 hits += len(want) > 0
             self.assertGreater(hits, 50)
+
+    def test_visible_pixels_hold_every_ray_that_takes_a_sample(self):
+        """The projected occupied boxes are a superset of the rays with an occupied sample, tight enough to pay; a
+        small off-centre occupied block and an empty grid."""
+        block = torch.zeros(GRID, GRID, GRID, dtype=torch.bool)
+        block[70:90, 60:75, 40:70] = True
+        size, intr = 48, (92.0, 92.0, 24.0, 24.0)
+        poses = [camera_pose(np.random.default_rng(seed)) for seed in range(4)]
+        for occ, tight in ((self.occ, 1.4), (block, 2.0)):
+            union = torch.zeros(size * size, dtype=torch.bool)
+            for pose in poses:
+                o, d = rays(torch.tensor(pose, dtype=torch.float32), camera_dirs(size, size, intr))
+                near, far = near_far(o, d)
+                union |= march(o, d, near, far, occ, 1)[1][:, 0]
+            visible = visible_pixels(occ, poses, size, size, intr)
+            self.assertTrue(bool(union.any()))
+            self.assertFalse(bool((union & ~visible).any()))
+            self.assertLess(int(visible.sum()), tight * int(union.sum()))
+        self.assertFalse(bool(visible_pixels(torch.zeros_like(block), poses, size, size, intr).any()))
 
     def test_composite_early_stop(self):
         g = torch.Generator().manual_seed(5)
