@@ -10,10 +10,11 @@
  *  - `syncTalkReferenceMsPerFrame(size)`: the PyTorch reference (python/synctalk_live/reference.py, CPU, one thread),
  *    median ms per rendered frame: the yardstick.
  *
- * Full frames only: render.onnx (bundle format 1) casts a ray through every pixel, also in portrait mode where
- * the face mask is 0 outside the face; a mask-only ray set is not part of the format.
- * Cost grows with the pixel count (rays x samples per ray), so figures at 64 and 128 px scale to 512 x 512 by
- * (512 / size)^2; a 512 x 512 frame on this CPU takes tens of seconds, more than a bench row should run.
+ * render.onnx casts rays only through the bundle's static ray set (docs/synctalk-bundle.md, "Ray set": in portrait
+ * mode the pixels under some frame's face mask that may see the head, ~19 % of the test avatar's frame), so cost
+ * grows with that set (rays x samples per ray), i.e. with the pixel count for a given framing: figures at 64, 128 and
+ * 256 px scale to 512 x 512 by (512 / size)^2. The reference marches every pixel and evaluates the networks on the
+ * occupied samples of every ray.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
