@@ -19,7 +19,8 @@
  *   `infer` that takes its model from `models`, default: the process-wide cache).
  * - The session ends (everything torn down: pipeline, RPC handlers, byte-stream handler, tracks, model
  *   lease) when the agent leaves the room, the room disconnects, the pipeline fails, or `close()` is
- *   called. `ended` resolves with why; it never rejects.
+ *   called. `ended` resolves with why; it never rejects. Playback RPCs still in flight are waited for,
+ *   except when the agent left or the room closed (they can only time out then).
  * - Logs: "connected to room", "tracks published" (each track), "model loaded (provider X)" (the cache),
  *   "session metrics" every `metricsIntervalMs` (default 5000), "session ended".
  */
@@ -148,7 +149,9 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
       room.off(RoomEvent.ParticipantDisconnected, onParticipantLeft);
       room.off(RoomEvent.Disconnected, onDisconnected);
       subs.forEach((s) => s.unsubscribe());
-      await notifier.close();
+      // A call still in flight to an agent that has gone can only time out (up to 3 x 5 s): not waited for.
+      const closing = notifier.close();
+      if (why.reason !== 'agent left' && why.reason !== 'room disconnected') await closing;
       const last = metrics.snapshot();
       metrics.complete();
       if (why.reason === 'pipeline failed') log.error({ err: why.error, metrics: last }, 'session ended: the pipeline failed');

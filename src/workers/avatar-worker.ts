@@ -21,11 +21,15 @@
  * - LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET: the server (read by agents-js's CLI).
  * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
  * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082).
- * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm (default: agents-js's, 0 in dev, up to 4 in start).
+ * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm, at least 1 (default: agents-js's, 0 in dev, up to 4 in start).
+ * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker takes at most. The load it reports to LiveKit is then
+ *   running jobs / this number, and it is full at this number. Default: agents-js's load, the machine's
+ *   CPU use. The server dispatches nothing to a worker that reports a load of 1, so on a machine whose
+ *   CPU is busy with other work (or whose avatar runs on a GPU) set this.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
  */
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
+import { type AgentServer, AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
 import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../agent/avatar-dispatch.ts';
 import { InputError, isInputError } from '../errors.ts';
@@ -70,17 +74,24 @@ async function entry(ctx: JobContext): Promise<void> {
 
 export default defineAgent({ entry });
 
+/** An integer environment variable of at least `min`, or undefined when unset or empty. */
+function positiveCount(name: string, min: number): number | undefined {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min) throw new InputError(name, `not a whole number of at least ${min}: ${raw}`);
+  return n;
+}
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     const port = Number(process.env.SYNCTALK_AVATAR_HTTP_PORT ?? 8082);
     if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
-    const idle = process.env.SYNCTALK_AVATAR_IDLE_PROCESSES;
-    const numIdleProcesses = idle === undefined || idle === '' ? undefined : Number(idle);
-    if (numIdleProcesses !== undefined && !(Number.isInteger(numIdleProcesses) && numIdleProcesses >= 0)) {
-      throw new InputError('SYNCTALK_AVATAR_IDLE_PROCESSES', `not a count of processes: ${idle}`);
-    }
+    const maxJobs = positiveCount('SYNCTALK_AVATAR_MAX_JOBS', 1);
+    const capacity = maxJobs === undefined ? {} : { loadFunc: async (server: AgentServer) => Math.min(1, server.activeJobs.length / maxJobs), loadThreshold: 1 };
+    const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
-    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}) }));
+    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}), ...capacity }));
   } catch (e) {
     if (!isInputError(e)) throw e;
     process.stderr.write(`avatar-worker: ${e.message}\n`);

@@ -2,7 +2,8 @@
  * The avatar worker as deployed: the agents-js worker process (src/workers/avatar-worker.ts, `dev`)
  * registers as 'synctalk-avatar' with a real livekit-server; an explicit dispatch (as the agent worker
  * makes it) starts a job that joins as the named avatar on behalf of the agent, publishes idle and
- * speech video, answers the scripted agent's segment, and ends when the agent leaves.
+ * speech video, answers the scripted agent's segment, and ends when the agent leaves. Then the whole
+ * two-worker system: the agent worker (scripted mode) and the avatar worker, a user joining a room.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
@@ -26,64 +27,124 @@ const freePort = (): Promise<number> =>
     });
   });
 
-describe('avatar worker (agents-js) on a real LiveKit server', () => {
-  let server: DevServer;
-  let worker: ChildProcess | undefined;
-  let output = '';
-  const rooms: Room[] = [];
-
+/** Per describe block: a server, and the avatar worker process (`dev`) registered with it. */
+function avatarWorkerFixture() {
+  const f = { server: undefined as unknown as DevServer, output: '', rooms: [] as Room[], processes: [] as ChildProcess[] };
   beforeAll(async () => {
-    server = await requireServer();
-    worker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/avatar-worker.ts', 'dev', '--log-level', 'info'], {
+    f.server = await requireServer();
+    const worker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/avatar-worker.ts', 'dev', '--log-level', 'info'], {
       env: {
         ...process.env,
-        LIVEKIT_URL: server.url,
-        LIVEKIT_API_KEY: server.apiKey,
-        LIVEKIT_API_SECRET: server.apiSecret,
+        LIVEKIT_URL: f.server.url,
+        LIVEKIT_API_KEY: f.server.apiKey,
+        LIVEKIT_API_SECRET: f.server.apiSecret,
         SYNCTALK_AVATAR_HTTP_PORT: String(await freePort()),
         SYNCTALK_LOG_LEVEL: 'info',
+        // Load by jobs, not by the CPU use of this shared machine (at load 1 the server dispatches nothing).
+        SYNCTALK_AVATAR_MAX_JOBS: '4',
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    f.processes.push(worker);
     const keep = (d: Buffer): void => {
-      output = (output + d.toString('utf8')).slice(-200_000);
+      f.output = (f.output + d.toString('utf8')).slice(-200_000);
     };
     worker.stdout?.on('data', keep);
     worker.stderr?.on('data', keep);
-    await waitUntil('the worker to register', () => output.includes('registered worker'), 60_000);
+    await waitUntil('the worker to register', () => f.output.includes('registered worker'), 60_000);
   }, 90_000);
 
   afterAll(async () => {
-    await Promise.all(rooms.map((r) => r.disconnect()));
-    if (worker !== undefined && worker.exitCode === null) {
-      const exited = new Promise((r) => worker?.once('exit', r));
-      worker.kill('SIGINT');
-      const timer = setTimeout(() => worker?.kill('SIGKILL'), 5000);
+    await Promise.all(f.rooms.map((r) => r.disconnect()));
+    for (const w of f.processes) {
+      if (w.exitCode !== null || w.signalCode !== null) continue;
+      const exited = new Promise((r) => w.once('exit', r));
+      w.kill('SIGINT');
+      const timer = setTimeout(() => w.kill('SIGKILL'), 5000);
       await exited;
       clearTimeout(timer);
     }
-    await server?.stop();
+    await f.server?.stop();
   });
+  return f;
+}
 
-  it('a dispatch starts an avatar job that shows the agent speaking and ends when the agent leaves', async () => {
-    const agent = await joinLocal(server.url, await participantToken(server, { room: 'dispatched', identity: 'agent', kind: 'agent' }));
-    rooms.push(agent);
-    const viewer = await joinLocal(server.url, await participantToken(server, { room: 'dispatched', identity: 'viewer' }));
-    rooms.push(viewer);
-    await dispatchAvatar({ url: server.url, credentials: server, room: 'dispatched', metadata: { agentIdentity: 'agent', avatarIdentity: 'agent-avatar' } });
+describe('avatar worker (agents-js) on a real LiveKit server', () => {
+  const f = avatarWorkerFixture();
+
+  /** A dispatch into `room`: the agent speaks one line to the avatar job, then leaves. */
+  const dispatched = async (room: string): Promise<void> => {
+    const agent = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'agent', kind: 'agent' }));
+    f.rooms.push(agent);
+    const viewer = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'viewer' }));
+    f.rooms.push(viewer);
+    const ended = f.output.split('session ended: agent left').length - 1;
+    await dispatchAvatar({ url: f.server.url, credentials: f.server, room, metadata: { agentIdentity: 'agent', avatarIdentity: 'agent-avatar' } });
     const seen = recordViewer(viewer, 'agent-avatar');
-    await waitUntil('idle frames from the dispatched avatar', () => seen.video.length >= 10, 60_000);
+    await waitUntil(`idle frames from the avatar dispatched into ${room}`, () => seen.video.length >= 10, 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\navatar worker:\n${f.output.slice(-5000)}`);
+    });
     const avatar = viewer.remoteParticipants.get('agent-avatar');
     expect(avatar?.attributes[ATTRIBUTE_PUBLISH_ON_BEHALF]).toBe('agent');
 
     const spoken = await speakLines(agent, { avatarIdentity: 'agent-avatar', lines: ['Hello from the dispatched avatar.'] });
     expect(spoken[0].playback.interrupted).toBe(false);
     expect(spoken[0].playback.playbackPosition).toBeCloseTo(spoken[0].seconds, 1);
-    expect(seen.video.some((f) => f.opening > SPEECH_OPENING)).toBe(true);
+    expect(seen.video.some((v) => v.opening > SPEECH_OPENING)).toBe(true);
     seen.stop();
 
     await agent.disconnect();
-    await waitUntil('the job to end', () => output.includes('session ended: agent left'), 15_000);
-    for (const line of ['connected to room', 'tracks published', 'model loaded (provider']) expect(output).toContain(line);
+    await viewer.disconnect();
+    await waitUntil('the job to end', () => f.output.split('session ended: agent left').length - 1 > ended, 15_000).catch((e: Error) => {
+      throw new Error(`${e.message}\navatar worker:\n${f.output.slice(-4000)}`);
+    });
+  };
+
+  it('a dispatch starts an avatar job that shows the agent speaking and ends when the agent leaves; so does the next', async () => {
+    await dispatched('dispatched-1');
+    for (const line of ['connected to room', 'tracks published', 'model loaded (provider']) expect(f.output).toContain(line);
+    await dispatched('dispatched-2');
   }, 120_000);
+});
+
+describe('the two-worker system on a real LiveKit server', () => {
+  const f = avatarWorkerFixture();
+
+  it('with the agent worker: a user joining a room sees the avatar speak the scripted line, and both leave with the user', async () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      LIVEKIT_URL: f.server.url,
+      LIVEKIT_API_KEY: f.server.apiKey,
+      LIVEKIT_API_SECRET: f.server.apiSecret,
+      SYNCTALK_AGENT_LINES: 'Hello, this is the agent speaking through its avatar.',
+      SYNCTALK_AGENT_HTTP_PORT: String(await freePort()),
+    };
+    for (const name of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_API_KEY']) delete env[name];
+    const agentWorker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/agent-worker.ts', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    f.processes.unshift(agentWorker);
+    let agentOutput = '';
+    const keep = (d: Buffer): void => {
+      agentOutput = (agentOutput + d.toString('utf8')).slice(-50_000);
+    };
+    agentWorker.stdout?.on('data', keep);
+    agentWorker.stderr?.on('data', keep);
+    await waitUntil('the agent worker to register', () => agentOutput.includes('registered worker'), 60_000);
+
+    const user = await joinLocal(f.server.url, await participantToken(f.server, { room: 'two-workers', identity: 'user' }));
+    f.rooms.push(user);
+    const onBehalf = () => [...user.remoteParticipants.values()].find((p) => p.attributes[ATTRIBUTE_PUBLISH_ON_BEHALF] !== undefined);
+    await waitUntil('the avatar to join', () => onBehalf() !== undefined, 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nagent worker:\n${agentOutput.slice(-3000)}\navatar worker:\n${f.output.slice(-3000)}`);
+    });
+    const avatar = onBehalf()!;
+    expect(avatar.identity).toBe(`${avatar.attributes[ATTRIBUTE_PUBLISH_ON_BEHALF]}-avatar`);
+    const seen = recordViewer(user, avatar.identity);
+    await waitUntil('the scripted agent to finish', () => agentOutput.includes('scripted agent: done'), 60_000);
+    seen.stop();
+    const speech = seen.video.filter((v) => v.opening > SPEECH_OPENING);
+    expect(speech.length).toBeGreaterThan(25);
+
+    await user.disconnect();
+    await waitUntil('the avatar session to end with the agent', () => f.output.includes('session ended: agent left'), 30_000);
+  }, 180_000);
 });
