@@ -78,6 +78,22 @@ export interface AvatarSession {
   close(): Promise<AvatarSessionEnd>;
 }
 
+/**
+ * A pipeline spec (parsed JSON) with every `infer` operator's model replaced, e.g. by a SyncTalk bundle
+ * folder (SYNCTALK_BUNDLE). Anything that is not a spec object is returned as it is, for validation to report.
+ */
+export function withInferModel(spec: unknown, model: string): unknown {
+  if (typeof spec !== 'object' || spec === null || Array.isArray(spec)) return spec;
+  const operators = (spec as { operators?: unknown }).operators;
+  if (!Array.isArray(operators)) return spec;
+  return {
+    ...spec,
+    operators: operators.map((op: unknown) =>
+      typeof op === 'object' && op !== null && (op as { element?: unknown }).element === 'infer' ? { ...op, model } : op,
+    ),
+  };
+}
+
 /** The registry of one session: the pipeline elements, plus the room-bound source and sink and the shared-model infer. */
 export function sessionRegistry(
   room: Room,

@@ -20,6 +20,8 @@
  * Environment:
  * - LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET: the server (read by agents-js's CLI).
  * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
+ * - SYNCTALK_BUNDLE: a SyncTalk avatar bundle folder (docs/synctalk-bundle.md) to render with instead of the
+ *   spec's model (every `infer` operator's `model`).
  * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082).
  * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm, at least 1 (default: agents-js's, 0 in dev, up to 4 in start).
  * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker takes at most. The load it reports to LiveKit is then
@@ -28,14 +30,15 @@
  *   CPU is busy with other work (or whose avatar runs on a GPU) set this.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
  */
+import { readFile } from 'node:fs/promises';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type AgentServer, AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
 import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../agent/avatar-dispatch.ts';
-import { InputError, isInputError } from '../errors.ts';
+import { InputError, isInputError, PipelineSpecError } from '../errors.ts';
 import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../livekit/protocol.ts';
 import { rootLogger } from '../log.ts';
-import { LIVE_DEMO_PRESET, startAvatarSession } from './avatar-session.ts';
+import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
 
 const log = rootLogger.child({ element: 'avatar-worker' });
 
@@ -59,10 +62,12 @@ async function entry(ctx: JobContext): Promise<void> {
     continualGatheringPolicy: ContinualGatheringPolicy.GATHER_CONTINUALLY,
     iceServers: [],
   });
+  const specPath = process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET;
+  const bundle = process.env.SYNCTALK_BUNDLE;
   const session = await startAvatarSession({
     room: ctx.room,
     agentIdentity: meta.agentIdentity,
-    pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET,
+    pipeline: bundle ? (withInferModel(await readSpec(specPath), bundle) as object) : specPath,
     log: rootLogger.child({ job: ctx.job.id }),
   });
   ctx.addShutdownCallback(async () => {
@@ -73,6 +78,21 @@ async function entry(ctx: JobContext): Promise<void> {
 }
 
 export default defineAgent({ entry });
+
+/** A spec file's JSON (errors as the spec loader words them). */
+async function readSpec(path: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new PipelineSpecError(path, `cannot read pipeline spec (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new PipelineSpecError(path, `not valid JSON (${(e as Error).message})`);
+  }
+}
 
 /** An integer environment variable of at least `min`, or undefined when unset or empty. */
 function positiveCount(name: string, min: number): number | undefined {

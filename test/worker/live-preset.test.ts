@@ -1,0 +1,45 @@
+/**
+ * The live preset validates against a session's registry (livekit-audio source, shared-model infer,
+ * livekit-room sink), and SYNCTALK_BUNDLE's override replaces the model of every infer operator only.
+ */
+import { readFileSync } from 'node:fs';
+import { Room } from '@livekit/rtc-node';
+import { describe, expect, it } from 'vitest';
+import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
+import { rootLogger } from '../../src/log.ts';
+import { SessionMetricsRecorder } from '../../src/metrics/session-metrics.ts';
+import { AudioBudget } from '../../src/flow/audio-budget.ts';
+import { ModelCache } from '../../src/models/model-cache.ts';
+import { validatePipeline } from '../../src/pipelines/spec.ts';
+import { LIVE_DEMO_PRESET, sessionRegistry, withInferModel } from '../../src/workers/avatar-session.ts';
+
+const log = rootLogger.child({ test: 'live-preset' }, { level: 'warn' });
+
+describe('the live preset', () => {
+  const room = new Room();
+  const registry = sessionRegistry(room, 'agent', new ModelCache(), new SessionMetricsRecorder({ budget: new AudioBudget(2) }), new PlaybackNotifier(room, 'agent', log));
+  const json: unknown = JSON.parse(readFileSync(LIVE_DEMO_PRESET, 'utf8'));
+
+  it('validates: livekit-audio -> idle-fill -> resample -> chunk -> infer -> pair -> livekit-room, av 256x256 into the sink', () => {
+    const p = validatePipeline(json, registry, LIVE_DEMO_PRESET);
+    expect([p.source.element.name, ...p.operators.map((o) => o.element.name), p.sink.element.name]).toEqual([
+      'livekit-audio',
+      'idle-fill',
+      'resample',
+      'chunk',
+      'infer',
+      'pair',
+      'livekit-room',
+    ]);
+    expect(p.sink.caps).toEqual({ kind: 'av', width: 256, height: 256 });
+    expect(p.sink.params).toMatchObject({ sampleRate: 48_000, audioQueueMs: 100, videoDelayMs: 40 });
+    expect(p.operators[3].element.summary).toMatch(/shared by the sessions of this process/);
+  });
+
+  it('withInferModel replaces the model of the infer operators and nothing else', () => {
+    const out = withInferModel(json, '/avatars/may') as { operators: Array<Record<string, unknown>> };
+    expect(out.operators.map((o) => o.model)).toEqual([undefined, undefined, undefined, '/avatars/may', undefined]);
+    expect(out.operators[3]).toMatchObject({ element: 'infer', providers: ['cuda', 'webgpu', 'cpu'] });
+    expect(withInferModel('not a spec', 'x')).toBe('not a spec');
+  });
+});
