@@ -5,6 +5,7 @@
  */
 import { frameworkCost } from './framework.ts';
 import { demoModelMsPerFrame, eventLoopLag } from './inference.ts';
+import { measureLiveAvatar } from './livekit.ts';
 import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame } from './synctalk.ts';
 
 interface Row {
@@ -37,6 +38,11 @@ async function main(): Promise<void> {
   const lag = await eventLoopLag(3, 8);
   add('event-loop lag while inference runs (max)', `${lag.maxMs.toFixed(1)} ms`, '< 10 ms');
   add('event-loop lag while inference runs (p99)', `${lag.p99Ms.toFixed(1)} ms`);
+
+  const live = await measureLiveAvatar();
+  add('A/V offset at a LiveKit viewer, demo avatar (mouth vs audio envelope; + = audio late)', `${live.avOffsetMs.toFixed(0)} ms`, '|x| <= 40');
+  add('latency: first audio byte sent by the agent -> first speech frame at the viewer', `${live.latencyMs.toFixed(0)} ms`, '< 150 ms');
+  add('frame rate at the viewer: idle / speech', `${live.idleFps.toFixed(1)} / ${live.speechFps.toFixed(1)} fps`, '25');
 
   for (const size of [64, 128]) {
     const st = await syncTalkMsPerFrame(size);
