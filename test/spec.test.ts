@@ -64,6 +64,14 @@ describe('pipeline specs', () => {
     expect(errorOf(noPair)).toMatch(/^spec\.json: sink \(mp4-file\): .*; it receives video 256x256/);
   });
 
+  it('the example pipeline validates', async () => {
+    const path = fileURLToPath(new URL('../examples/custom-pipeline.json', import.meta.url));
+    const json: unknown = JSON.parse(await readFile(path, 'utf8'));
+    const p = validatePipeline(withOverrides(json, { source: { path: 'in.wav' }, sink: { path: 'out.mp4' } }), registry, path);
+    expect(p.budgetSeconds).toBe(1);
+    expect(p.operators[2].params).toMatchObject({ maxInFlight: 4 });
+  });
+
   it('top-level mistakes are named too', () => {
     expect(errorOf({ ...base(), fps: 'fast' })).toBe('spec.json: fps: expected number, received string');
     expect(errorOf({ ...base(), sinks: {} })).toMatch(/^spec\.json: unrecognized key\(s\) in object: 'sinks'/);
