@@ -10,8 +10,8 @@
 #   SYNCTALK_PIPELINE                   avatar pipeline spec [src/pipelines/presets/live-demo.json]
 #   SYNCTALK_BUNDLE                     avatar model, 'demo' or a path [demo: the bundled demo face]
 #   AVATAR_FPS                          avatar video frame rate [the pipeline's, 25]
-#   AVATAR_WIDTH, AVATAR_HEIGHT         passed to the avatar worker; the frame size is the model's
-#                                       (256x256 for the demo face)
+#   AVATAR_WIDTH, AVATAR_HEIGHT         published video size: a `scale` element after `infer` resizes
+#                                       the model's frames (aspect kept, letterboxed) [the model's size]
 #   GOOGLE_APPLICATION_CREDENTIALS + VERTEX_PROJECT_ID [+ VERTEX_LOCATION], or GOOGLE_API_KEY:
 #                                       Gemini for the agent (see docs/agent.md) [none: scripted agent]
 #   SYNCTALK_AGENT_LINES                scripted agent's lines, '|'-separated
@@ -95,14 +95,14 @@ elif [[ -z "${LIVEKIT_API_KEY:-}" || -z "${LIVEKIT_API_SECRET:-}" ]]; then
 fi
 export LIVEKIT_URL LIVEKIT_API_KEY LIVEKIT_API_SECRET
 
-# 2. The avatar pipeline: the preset, or the preset with SYNCTALK_BUNDLE / AVATAR_FPS applied.
-if [[ -z "${SYNCTALK_PIPELINE:-}" && ( -n "${SYNCTALK_BUNDLE:-}" || -n "${AVATAR_FPS:-}" ) ]]; then
+# 2. The avatar pipeline: the preset, or the preset with SYNCTALK_BUNDLE / AVATAR_FPS / AVATAR_WIDTH x AVATAR_HEIGHT applied.
+if [[ -z "${SYNCTALK_PIPELINE:-}" && ( -n "${SYNCTALK_BUNDLE:-}" || -n "${AVATAR_FPS:-}" || -n "${AVATAR_WIDTH:-}${AVATAR_HEIGHT:-}" ) ]]; then
   SYNCTALK_PIPELINE="$WORK/pipeline.json"
   node -e '
     const fs = require("node:fs");
     const [preset, out] = process.argv.slice(1);
     const spec = JSON.parse(fs.readFileSync(preset, "utf8"));
-    const { SYNCTALK_BUNDLE: bundle, AVATAR_FPS: fps } = process.env;
+    const { SYNCTALK_BUNDLE: bundle, AVATAR_FPS: fps, AVATAR_WIDTH: width, AVATAR_HEIGHT: height } = process.env;
     if (fps) {
       if (!(Number(fps) > 0)) { console.error(`AVATAR_FPS: not a positive number: ${fps}`); process.exit(2); }
       spec.fps = Number(fps);
@@ -111,6 +111,14 @@ if [[ -z "${SYNCTALK_PIPELINE:-}" && ( -n "${SYNCTALK_BUNDLE:-}" || -n "${AVATAR
       const infer = spec.operators.find((o) => o.element === "infer");
       if (!infer) { console.error(`${preset}: no infer element to give SYNCTALK_BUNDLE to`); process.exit(2); }
       infer.model = bundle;
+    }
+    if (width || height) {
+      if (!(Number.isInteger(Number(width)) && Number(width) > 1 && Number.isInteger(Number(height)) && Number(height) > 1)) {
+        console.error(`AVATAR_WIDTH, AVATAR_HEIGHT: need both, as whole numbers of pixels: ${width}x${height}`);
+        process.exit(2);
+      }
+      const at = spec.operators.findIndex((o) => o.element === "infer");
+      spec.operators.splice(at + 1, 0, { element: "scale", width: Number(width), height: Number(height) });
     }
     fs.writeFileSync(out, JSON.stringify(spec, null, 2));
   ' src/pipelines/presets/live-demo.json "$SYNCTALK_PIPELINE"

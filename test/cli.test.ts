@@ -130,7 +130,7 @@ describe('synctalk-live render: bad input gives one clean line and leaves no MP4
     const spec = write('typo.json', new TextEncoder().encode(JSON.stringify({ source: { element: 'wav-file' }, operators: [{ element: 'resampel' }], sink: { element: 'mp4-file' } })));
     const run = await cli('render', '--audio', write('ok.wav', good()), '--out', join(dir, 'typo.mp4'), '--pipeline', spec);
     expect(run.code).toBe(1);
-    expect(run.stderr).toBe(`synctalk-live: ${spec}: operators[0].element: unknown operator "resampel" (valid operators: idle-fill, resample, chunk, infer, pair)\n`);
+    expect(run.stderr).toBe(`synctalk-live: ${spec}: operators[0].element: unknown operator "resampel" (valid operators: idle-fill, resample, chunk, infer, scale, pair)\n`);
   });
 
   it('a missing or corrupt model names the file', async () => {

@@ -39,7 +39,7 @@ describe('pipeline specs', () => {
     const spec = base();
     spec.operators![1] = { element: 'chunks', size: 1280 };
     expect(errorOf(spec)).toBe(
-      'spec.json: operators[1].element: unknown operator "chunks" (valid operators: idle-fill, resample, chunk, infer, pair)',
+      'spec.json: operators[1].element: unknown operator "chunks" (valid operators: idle-fill, resample, chunk, infer, scale, pair)',
     );
   });
 

@@ -6,9 +6,10 @@ import { idleFillElement } from '../operators/idle-fill.ts';
 import { inferElement } from '../operators/infer.ts';
 import { pairElement } from '../operators/pair.ts';
 import { resampleElement } from '../operators/resample.ts';
+import { scaleElement } from '../operators/scale.ts';
 import { mp4File } from '../sinks/mp4-file.ts';
 import { nullSink } from '../sinks/null.ts';
 import { wavFileElement } from '../sources/wav-file.ts';
 import type { Registry } from './spec.ts';
 
-export const registry: Registry = [wavFileElement, idleFillElement, resampleElement, chunkElement, inferElement, pairElement, mp4File, nullSink];
+export const registry: Registry = [wavFileElement, idleFillElement, resampleElement, chunkElement, inferElement, scaleElement, pairElement, mp4File, nullSink];
