@@ -2,6 +2,8 @@
 // publishes the microphone when the browser allows it. No ICE servers are configured (rtcConfig
 // iceServers: []): the page talks only to the LiveKit server's own candidates.
 // Query parameters: room, identity, mic=0 (do not publish the microphone), autojoin=1 (join on load).
+// State for tests and debugging, as data-* attributes: data-participant on #avatar and #avatar-audio (whose
+// track each element plays, removed when it goes), data-mic on #status ('published' once the microphone is).
 import { Room, RoomEvent, Track } from '/vendor/livekit-client.esm.mjs';
 
 const $ = (id) => document.getElementById(id);
@@ -30,18 +32,23 @@ async function join() {
   room.on(RoomEvent.TrackSubscribed, (track, _publication, participant) => {
     if (track.kind === Track.Kind.Video) {
       track.attach(video);
+      video.dataset.participant = participant.identity;
       showing = participant.identity;
       status(`connected: showing ${showing}`);
     } else if (track.kind === Track.Kind.Audio) {
       track.attach(audio);
+      audio.dataset.participant = participant.identity;
     }
   });
-  room.on(RoomEvent.TrackUnsubscribed, (track) => {
+  room.on(RoomEvent.TrackUnsubscribed, (track, _publication, participant) => {
     track.detach();
+    const element = track.kind === Track.Kind.Video ? video : audio;
+    if (element.dataset.participant === participant.identity) delete element.dataset.participant;
     if (track.kind === Track.Kind.Video) showing = null;
   });
   room.on(RoomEvent.Disconnected, () => {
     showing = null;
+    delete $('status').dataset.mic;
     status('disconnected');
     $('connect').disabled = false;
     $('leave').disabled = true;
@@ -53,6 +60,7 @@ async function join() {
   if ($('mic').checked) {
     try {
       await room.localParticipant.setMicrophoneEnabled(true);
+      $('status').dataset.mic = 'published';
     } catch (e) {
       status(`connected to ${room.name}; microphone not available: ${e.message}`);
     }
