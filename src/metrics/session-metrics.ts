@@ -16,9 +16,12 @@
  *   round trip, queueing in the worker included); `modelMsPerFrameMax` the worst render.
  * - `avOffsetMs`: the publisher's A/V offset (ms the last frame's audio starts after its video).
  * - `droppedFrames`: frames the publisher dropped (queue full, or of an interrupted segment).
+ * - `idlePreemptedFrames`: idle frames the publisher dropped before they played because speech
+ *   arrived (so that speech does not wait behind them); not a loss, and not counted in `droppedFrames`.
  * - `skippedFrames`: frames the output clock missed: wall time since the first frame x fps, less the
- *   frames published, beyond one frame of slack (renders that did not keep up). The reckoning
- *   restarts at every interruption, since a flush discards queued audio.
+ *   audio published (in frames; idle audio taken back by a preemption does not count), beyond one
+ *   frame of slack (renders that did not keep up). The reckoning restarts at every interruption,
+ *   since a flush discards queued audio.
  * - `framesPublished`, `audioSeconds`: totals; `segmentsStarted/Finished/Interrupted`: playback events.
  */
 import { asyncScheduler, BehaviorSubject, defer, interval, map, type Observable, type SchedulerLike } from 'rxjs';
@@ -33,6 +36,7 @@ export interface SessionMetrics {
   readonly modelMsPerFrameMax: number | null;
   readonly avOffsetMs: number;
   readonly droppedFrames: number;
+  readonly idlePreemptedFrames: number;
   readonly skippedFrames: number;
   readonly framesPublished: number;
   readonly audioSeconds: number;
@@ -56,6 +60,7 @@ const EMPTY_METRICS: SessionMetrics = {
   modelMsPerFrameMax: null,
   avOffsetMs: 0,
   droppedFrames: 0,
+  idlePreemptedFrames: 0,
   skippedFrames: 0,
   framesPublished: 0,
   audioSeconds: 0,
@@ -71,7 +76,7 @@ export class SessionMetricsRecorder {
   private renderMs = 0;
   private renderFrames = 0;
   private renderMax = 0;
-  /** Skipped-frame reckoning: since `clockStart` (ms), `clockFrames` frames were expected to count from. */
+  /** Skipped-frame reckoning: since `clockStart` (ms), frames of audio published beyond `clockBase`. */
   private clockStart: number | null = null;
   private clockBase = 0;
   private skippedBefore = 0;
@@ -102,16 +107,19 @@ export class SessionMetricsRecorder {
   /** The room publisher's progress. */
   publisher(m: PublisherMetrics): void {
     const now = this.scheduler.now();
+    // audio published, in frames (rounded to a millionth against float sums of frame durations)
+    const published = Math.round(m.seconds * this.fps * 1e6) / 1e6;
     if (this.clockStart === null && m.frames > 0) {
       this.clockStart = now;
-      this.clockBase = m.frames;
+      this.clockBase = published;
     }
     const expected = this.clockStart === null ? 0 : Math.floor(((now - this.clockStart) * this.fps) / 1000);
-    const behind = this.clockStart === null ? 0 : Math.max(0, expected - (m.frames - this.clockBase) - 1);
+    const behind = this.clockStart === null ? 0 : Math.max(0, Math.floor(expected - (published - this.clockBase) - 1));
     this.update({
       publisherQueuedFrames: m.queued,
       avOffsetMs: m.avOffsetMs,
       droppedFrames: m.dropped,
+      idlePreemptedFrames: m.preempted,
       framesPublished: m.frames,
       audioSeconds: m.seconds,
       skippedFrames: this.skippedBefore + behind,

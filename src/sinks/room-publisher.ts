@@ -15,7 +15,9 @@
  *   seconds of audio accepted before the frame. Tracks are published at the first frame, video
  *   capped at `fps` (default 25) and `videoMaxBitrate` (default 1 Mb/s).
  * - Audio is published at `sampleRate` Hz (default: the first frame's) with the first frame's channel
- *   count; frames at another rate go through rtc-node's AudioResampler; another channel count is an error.
+ *   count; frames at another rate go through rtc-node's AudioResampler (`resampleQuality`, default
+ *   'low': it holds back about 1 ms of audio, where soxr's 'medium' holds back 10 to 45 ms and lets
+ *   the video run ahead of it); another channel count is an error.
  * - Frames wait in a queue of at most `maxQueuedFrames` (default 50 = 2 s at 25 fps; strategy: drop the
  *   oldest, counted as dropped). Upstream, the AudioBudget (strategy: wait) keeps it well below that.
  *   The sink releases each frame's audio duration from the budget when the AudioSource accepts it.
@@ -24,18 +26,30 @@
  *   `playback-finished` (interrupted false) when its segment-end comes out of the queue and the audio
  *   before it has played (now + the AudioSource's queued duration). Position: seconds of the segment's
  *   audio accepted (padding excluded).
+ * - Idle is preemptible: when a speech frame arrives after idle frames, the idle frames not played yet
+ *   are dropped (counted as `preempted`, not as `dropped`): those queued here (their budget released),
+ *   the one waiting for the AudioSource, and, when only idle audio is in the AudioSource, its queued
+ *   audio (`clearQueue()`; the audio clock goes back by what was cleared) and the video captures still
+ *   waiting for it. Speech then starts at once instead of behind idle. Speech frames are never preempted:
+ *   while the tail of a segment is still queued in the AudioSource, its queue is left alone.
+ *
+ * ```
+ * input:     -i-i-i-i-i-i(s0)-s1-s2-     (i: idle frames arriving faster than they play, s: speech)
+ * playing:   -i--i--i--i-X s0-s1-s2-     (X: the idle frames still queued are dropped at s0)
+ * ```
  * - Flush (first seen on `sourceEvents`, or on the input): drops the queue, `AudioSource.clearQueue()`,
  *   `budget.reset()`, and emits `playback-finished` (interrupted true, position = audio actually played)
  *   for every active segment, even one none of whose frames arrived yet: an agent waits for it.
  *   Frames of those segments that arrive later are dropped.
  * - `progress` events carry the metrics: frames published, seconds of audio, queue depth, dropped
- *   frames, and the A/V offset (ms the frame's audio starts playing after its video was captured).
+ *   and preempted frames, and the A/V offset (ms the frame's audio starts playing after its video was captured).
  * - Completes when the input has completed and the audio has played out. Unsubscribing unpublishes the
  *   tracks and closes the sources.
  */
 import {
   AudioFrame as RtcAudioFrame,
   AudioResampler,
+  AudioResamplerQuality,
   AudioSource,
   LocalAudioTrack,
   LocalVideoTrack,
@@ -59,12 +73,14 @@ import { acceptsAv } from './accepts-av.ts';
 export interface PublisherMetrics {
   /** Frames published. */
   readonly frames: number;
-  /** Seconds of audio accepted by the AudioSource. */
+  /** Seconds of audio accepted by the AudioSource, less idle audio taken back from it by a preemption. */
   readonly seconds: number;
   /** Frames waiting in the sink's queue. */
   readonly queued: number;
   /** Frames dropped (queue full, or of an interrupted segment). */
   readonly dropped: number;
+  /** Idle frames dropped before they played, because speech arrived (not a loss). */
+  readonly preempted: number;
   /** Milliseconds between the last video frame's capture and the start of its audio's playout (negative: video after audio). */
   readonly avOffsetMs: number;
 }
@@ -85,6 +101,8 @@ export interface RoomPublisherOptions {
   readonly audioQueueMs?: number;
   /** Published audio rate, Hz (default: the first frame's). */
   readonly sampleRate?: number;
+  /** Quality of the AudioResampler for frames at another rate (default 'low', about 1 ms of delay). */
+  readonly resampleQuality?: ResampleQuality;
   /** Frames the sink queues at most (default 50). */
   readonly maxQueuedFrames?: number;
   /** Video frames per second, the encoder's cap (default 25). */
@@ -98,6 +116,13 @@ export interface RoomPublisherOptions {
    */
   readonly videoDelayMs?: number | null;
 }
+
+/** rtc-node AudioResampler qualities (soxr's); higher ones hold more audio back. */
+export const RESAMPLE_QUALITIES = { quick: AudioResamplerQuality.QUICK, low: AudioResamplerQuality.LOW, medium: AudioResamplerQuality.MEDIUM, high: AudioResamplerQuality.HIGH, 'very-high': AudioResamplerQuality.VERY_HIGH } as const;
+export type ResampleQuality = keyof typeof RESAMPLE_QUALITIES;
+
+/** Float tolerance on the audio clock, seconds. */
+const EPSILON = 1e-6;
 
 interface ActiveSegment {
   /** Audio clock (s) when its first audio was accepted; null before. */
@@ -121,6 +146,8 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
   const queueMs = options.audioQueueMs ?? 100;
   const maxQueued = options.maxQueuedFrames ?? 50;
   const videoDelayMs = options.videoDelayMs ?? null;
+  const fps = options.fps ?? 25;
+  const quality = RESAMPLE_QUALITIES[options.resampleQuality ?? 'low'];
 
   return (input) =>
     new Observable<PublisherEvent>((subscriber: Subscriber<PublisherEvent>) => {
@@ -132,7 +159,16 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
       let clock = 0;
       let frames = 0;
       let dropped = 0;
+      let preempted = 0;
       let avOffsetMs = 0;
+      /** Audio clock where the last speech audio accepted ends: the AudioSource holds only idle audio once it has played. */
+      let speechUntil = 0;
+      /** The last av frame taken in was idle: the next speech frame preempts the idle ones. */
+      let idleBehind = false;
+      /** An idle frame is waiting for the AudioSource to accept its audio. */
+      let idleInFlight = false;
+      /** Bumped by every preemption, so the idle frame in flight knows it was preempted. */
+      let preemptions = 0;
       /** Highest segment announced by the source; segments up to `dead` were flushed. */
       let announced = -1;
       let dead = -1;
@@ -143,15 +179,47 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
       let pumping = false;
       let inputDone = false;
       let stopped = false;
-      /** Video captures waiting for their audio to play (videoDelayMs set). */
-      const delayed = new Set<ReturnType<typeof setTimeout>>();
+      /** Video captures waiting for their audio to play (videoDelayMs set), with where that audio starts on the audio clock. */
+      const delayed = new Map<ReturnType<typeof setTimeout>, number>();
       const dropDelayed = (): void => {
-        for (const t of delayed) clearTimeout(t);
+        for (const t of delayed.keys()) clearTimeout(t);
         delayed.clear();
       };
 
-      const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, avOffsetMs });
+      const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, preempted, avOffsetMs });
       const played = (): number => clock - (out?.audio.queuedDuration ?? 0) / 1000;
+      const onlyIdleQueued = (): boolean => played() >= speechUntil - EPSILON;
+
+      /**
+       * Takes the idle audio in the AudioSource back (only idle audio may be in it), with the video
+       * captures waiting for it; returns the idle frames none of whose audio had played.
+       */
+      const takeBackIdle = (o: Output): number => {
+        const queuedSeconds = o.audio.queuedDuration / 1000;
+        if (queuedSeconds <= 0) return 0;
+        const now = clock - queuedSeconds;
+        o.audio.clearQueue();
+        clock = now;
+        for (const [t, start] of delayed) {
+          if (start < now - EPSILON) continue;
+          clearTimeout(t);
+          delayed.delete(t);
+        }
+        return Math.floor(queuedSeconds * fps + EPSILON);
+      };
+
+      /** Speech has arrived: drops the idle frames that have not played (see the doc comment). */
+      const preemptIdle = (): void => {
+        for (let i = queue.length - 1; i >= 0; i--) {
+          const q = queue[i];
+          if (q.type !== 'av' || q.video.segment !== null) continue;
+          queue.splice(i, 1);
+          budget.release(chunkDuration(q.audio));
+          preempted++;
+        }
+        if (idleInFlight) preemptions++;
+        else if (out !== null && onlyIdleQueued()) preempted += takeBackIdle(out);
+      };
 
       const finish = (segment: number, position: number, interrupted: boolean): void => {
         subscriber.next({ type: 'playback-finished', segment, position: Math.max(0, position), interrupted });
@@ -172,6 +240,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         active.clear();
         dead = Math.max(dead, announced);
         queue.length = 0;
+        idleBehind = false;
         dropDelayed();
         if (out !== null) {
           out.audio.clearQueue();
@@ -211,7 +280,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         }
         if (o.resampler === null || o.resampler.inputRate !== a.sampleRate) {
           const tail = o.resampler?.flush() ?? [];
-          o.resampler = new AudioResampler(a.sampleRate, o.audio.sampleRate, a.channels);
+          o.resampler = new AudioResampler(a.sampleRate, o.audio.sampleRate, a.channels, quality);
           return [...tail, ...o.resampler.push(frame)];
         }
         return o.resampler.push(frame);
@@ -224,16 +293,32 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         const gen = generation;
         const segment = f.video.segment;
         const speech = segment !== null;
-        const start = clock;
-        for (const rf of toRtc(o, f.audio)) {
-          await o.audio.captureFrame(rf);
-          if (gen !== generation || stopped) {
-            o.audio.clearQueue();
-            return;
-          }
-        }
         const seconds = chunkDuration(f.audio);
+        const preemptionsBefore = preemptions;
+        idleInFlight = !speech;
+        try {
+          let captured = 0;
+          for (const rf of toRtc(o, f.audio)) {
+            await o.audio.captureFrame(rf);
+            if (gen !== generation || stopped) {
+              o.audio.clearQueue();
+              return;
+            }
+            captured += rf.samplesPerChannel / rf.sampleRate;
+            if (preemptions !== preemptionsBefore && onlyIdleQueued()) {
+              // preempted while it waited: its audio goes with the idle audio before it
+              clock += captured;
+              budget.release(seconds);
+              preempted += Math.max(1, takeBackIdle(o));
+              return;
+            }
+          }
+        } finally {
+          idleInFlight = false;
+        }
+        const start = clock;
         clock += seconds;
+        if (speech) speechUntil = clock;
         budget.release(seconds);
         const lead = Math.max(0, o.audio.queuedDuration - seconds * 1000);
         const delay = videoDelayMs === null ? 0 : lead + videoDelayMs;
@@ -246,7 +331,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
             delayed.delete(timer);
             if (gen === generation && !stopped) o.video.captureFrame(video, timestamp);
           }, delay);
-          delayed.add(timer);
+          delayed.set(timer, start);
         }
         frames++;
         if (speech) {
@@ -308,6 +393,8 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
             dropped++;
             return;
           }
+          if (segment !== null && idleBehind) preemptIdle();
+          idleBehind = segment === null;
           if (queue.length >= maxQueued) {
             const old = queue.findIndex((q) => q.type === 'av');
             const [gone] = queue.splice(old, 1);
@@ -372,6 +459,10 @@ const roomPublisherParams = z
   .object({
     audioQueueMs: z.number().int().min(10).default(100).describe('AudioSource queue, milliseconds (default 100)'),
     sampleRate: z.number().int().min(8000).optional().describe("published audio rate, Hz (default: the first frame's)"),
+    resampleQuality: z
+      .enum(['quick', 'low', 'medium', 'high', 'very-high'])
+      .default('low')
+      .describe("quality of the resampler for audio at another rate (default 'low': about 1 ms of delay; 'medium' holds back 10 to 45 ms)"),
     maxQueuedFrames: z.number().int().min(1).default(50).describe('frames queued in the sink at most (default 50; strategy: drop oldest)'),
     videoMaxBitrate: z.number().int().min(50_000).default(1_000_000).describe('video encoder bitrate cap, bits per second (default 1000000)'),
     videoDelayMs: z
@@ -411,6 +502,7 @@ export function roomPublisherElement(resource: RoomPublisherResource): SinkEleme
           fps: ctx.fps,
           videoMaxBitrate: p.videoMaxBitrate,
           videoDelayMs: p.videoDelayMs,
+          resampleQuality: p.resampleQuality,
           ...(p.sampleRate !== undefined ? { sampleRate: p.sampleRate } : {}),
         })(input).subscribe({
           next: (e) => {

@@ -10,7 +10,7 @@ import { logSessionMetrics, SessionMetricsRecorder } from '../../src/metrics/ses
 import type { PublisherMetrics } from '../../src/sinks/room-publisher.ts';
 import { testScheduler } from '../helpers/marbles.ts';
 
-const progress = (frames: number, extra: Partial<PublisherMetrics> = {}): PublisherMetrics => ({ frames, seconds: frames * 0.04, queued: 1, dropped: 0, avOffsetMs: -40, ...extra });
+const progress = (frames: number, extra: Partial<PublisherMetrics> = {}): PublisherMetrics => ({ frames, seconds: frames * 0.04, queued: 1, dropped: 0, preempted: 0, avOffsetMs: -40, ...extra });
 
 describe('SessionMetricsRecorder', () => {
   it('averages the model time per frame over renders that gave frames', () => {
@@ -42,6 +42,26 @@ describe('SessionMetricsRecorder', () => {
     expect(seen).toEqual([0, 0, 0, 7, 7, 7, 7]);
     const m = rec.snapshot();
     expect(m).toMatchObject({ framesPublished: 19, segmentsInterrupted: 1, publisherQueuedFrames: 1, avOffsetMs: -40, audioSeconds: 19 * 0.04 });
+  });
+
+  it('counts preempted idle frames apart, and reckons skipped frames from the audio published (idle audio taken back does not count)', () => {
+    const ts = testScheduler();
+    const rec = new SessionMetricsRecorder({ budget: new AudioBudget(2), fps: 25, scheduler: ts });
+    const seen: Array<[number, number, number]> = [];
+    rec.changes.subscribe((m) => seen.push([m.skippedFrames, m.idlePreemptedFrames, m.droppedFrames]));
+    ts.run(() => {
+      ts.schedule(() => rec.publisher(progress(1)), 0);
+      // 14 frames taken in, 3 of them idle frames whose audio was taken back when speech came
+      ts.schedule(() => rec.publisher(progress(14, { seconds: 11 * 0.04, preempted: 3 })), 400);
+      // 20 frames' time has passed and 19 frames of audio were published: one frame skipped beyond the slack
+      ts.schedule(() => rec.publisher(progress(22, { seconds: 19 * 0.04, preempted: 3 })), 800);
+    });
+    expect(seen).toEqual([
+      [0, 0, 0],
+      [0, 0, 0],
+      [0, 3, 0],
+      [1, 3, 0],
+    ]);
   });
 });
 
