@@ -32,7 +32,7 @@ describe('the live preset', () => {
       'livekit-room',
     ]);
     expect(p.sink.caps).toEqual({ kind: 'av', width: 256, height: 256 });
-    expect(p.sink.params).toMatchObject({ sampleRate: 48_000, audioQueueMs: 100, videoDelayMs: 40 });
+    expect(p.sink.params).toMatchObject({ sampleRate: 48_000, audioQueueMs: 100, videoDelayMs: 20, resampleQuality: 'low' });
     expect(p.operators[3].element.summary).toMatch(/shared by the sessions of this process/);
   });
 
