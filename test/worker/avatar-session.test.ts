@@ -39,13 +39,15 @@ describe('avatar session on a real LiveKit server', () => {
     expect(f.speechFps).toBeLessThan(30);
     expect(f.idleOpeningMax).toBeLessThan(0.05);
     // Targets: |offset| <= 40 ms, latency < 150 ms. On this shared 2-core machine the viewer's audio
-    // jitter buffer and video decoding wander from run to run: offsets seen with this preset were
-    // 0, 5, 10 (x3), 15, 55 and, with other tests running at once, 105 ms; latency 90..200 ms. The
-    // assertions leave that much room (the preset without its video delay measured +120..+180 ms).
+    // jitter buffer, the renders and video decoding wander from run to run. With this preset (idle
+    // preemption, 'low' resampler, 20 ms video delay), 20 runs, some with CPU hogs or other LiveKit
+    // tests running at once, gave offsets of -20..+15 ms and latencies of 63..137 ms (median ~110).
+    // The previous preset saw offsets up to 105 ms and latencies up to 199 ms under heavier load; the
+    // assertions leave room for that.
     expect(f.avCorrelation).toBeGreaterThan(0.6);
-    expect(Math.abs(f.avOffsetMs)).toBeLessThanOrEqual(120);
+    expect(Math.abs(f.avOffsetMs)).toBeLessThanOrEqual(80);
     expect(f.latencyMs).toBeGreaterThan(0);
-    expect(f.latencyMs).toBeLessThan(300);
+    expect(f.latencyMs).toBeLessThan(200);
     expect(f.ended?.reason).toBe('agent left');
   }, 60_000);
 });
