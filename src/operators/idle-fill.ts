@@ -15,6 +15,8 @@
  *   (AudioBudget.queued): the idle clock only tops up the output queue, so speech that arrives is
  *   never queued behind more than `lead` of idle frames, and the tail of a segment plays out before
  *   idle frames follow it. Each idle frame reserves 1/fps s of the budget; the sink releases it.
+ * - Idle frames are preemptible downstream: the livekit-room sink drops those it has not played yet
+ *   when speech reaches it (and releases their budget), so speech does not even wait behind `lead`.
  * - Completes when the input completes.
  */
 import { Observable, type OperatorFunction } from 'rxjs';
