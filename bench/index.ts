@@ -2,7 +2,9 @@
  * `npm run bench`: prints one table of figures. Speed targets live here, never in timed unit tests.
  * On the shared 2-core machines, compare ratios from one run; absolute times are only meaningful on
  * a dedicated (GPU) machine. Each row names its target where the issues set one.
+ * Run with NODE_ENV=production (the npm script does), which keeps rtc-node's debug lines off stdout.
  */
+import { dispose } from '@livekit/rtc-node';
 import { frameworkCost } from './framework.ts';
 import { demoModelMsPerFrame, eventLoopLag } from './inference.ts';
 import { measureLiveAvatar } from './livekit.ts';
@@ -62,3 +64,6 @@ async function main(): Promise<void> {
 }
 
 await main();
+// rtc-node's native side keeps the process alive until it is disposed.
+await dispose();
+process.exit(0);
