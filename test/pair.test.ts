@@ -22,10 +22,10 @@ const video = (segment: number | null, index: number): VideoFrame => ({
   segment,
   index,
 });
-const av = (v: VideoFrame, samples: Float32Array, pts: number, sampleRate = SR, channels = 2, segment = v.segment ?? -1): AvFrame => ({
+const av = (v: VideoFrame, samples: Float32Array, pts: number, sampleRate = SR, channels = 2, segment = v.segment ?? -1, padding?: number): AvFrame => ({
   type: 'av',
   video: v,
-  audio: audio(samples, sampleRate, channels, pts, segment),
+  audio: audio(samples, sampleRate, channels, pts, segment, padding),
 });
 
 describe('pairWithAudio', () => {
@@ -40,7 +40,7 @@ describe('pairWithAudio', () => {
       expectObservable(vid.pipe(pairWithAudio(src, { fps: 25 }))).toBe('--x---yzE|', {
         x: av(video(0, 0), ramp(0, 4), 0),
         y: av(video(0, 1), ramp(4, 4), 0.04),
-        z: av(video(0, 2), tail, 0.08),
+        z: av(video(0, 2), tail, 0.08, SR, 2, 0, 1),
         E: segmentEnd(0, 0.12),
       });
     });

@@ -11,7 +11,8 @@
  * - Frame i of a segment takes source samples `[round(i*sr/fps), round((i+1)*sr/fps))` of that
  *   segment, so no sample is duplicated or lost even when sr/fps is not an integer.
  * - A frame whose audio has not arrived yet waits for it; a frame that reaches past the end of the
- *   segment's audio (the padded tail) is completed with silence.
+ *   segment's audio (the padded tail) is completed with silence, marked as `padding` so playback
+ *   positions count speech only.
  * - Idle frames (segment null) are paired with silence in the format of the last source audio
  *   (default `idleFormat`, 48 kHz mono, before any audio has been seen).
  * - A flush (from either side) drops the held audio and waiting frames; the input's flush is forwarded.
@@ -111,9 +112,10 @@ export function pairWithAudio(sourceAudio: Observable<PipelineEvent>, options: P
 
       const pairSpeech = (v: VideoFrame, seg: SegmentAudio): AvFrame => {
         const [from, to] = bounds(v.index, seg.format.sampleRate);
+        const padding = seg.ended ? Math.max(0, to - Math.max(from, seg.received)) : 0;
         const samples = seg.take(from, to);
         pairedUpTo.set(v.segment ?? 0, to);
-        const a = audio(samples, seg.format.sampleRate, seg.format.channels, seg.pts + from / seg.format.sampleRate, v.segment ?? 0);
+        const a = audio(samples, seg.format.sampleRate, seg.format.channels, seg.pts + from / seg.format.sampleRate, v.segment ?? 0, padding);
         return { type: 'av', video: v, audio: a };
       };
 
