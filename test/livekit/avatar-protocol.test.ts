@@ -6,10 +6,9 @@
 import type { Room } from '@livekit/rtc-node';
 import { RpcError } from '@livekit/rtc-node';
 import { share, type Subscription } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { AudioChunk, PipelineEvent, VideoFrame } from '../../src/events.ts';
 import { AudioBudget } from '../../src/flow/audio-budget.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
 import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
 import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, RPC_PLAYBACK_FINISHED, RPC_PLAYBACK_STARTED } from '../../src/livekit/protocol.ts';
 import { rootLogger } from '../../src/log.ts';
@@ -17,7 +16,7 @@ import { pairWithAudio } from '../../src/operators/pair.ts';
 import { publishToRoom, type PublisherEvent } from '../../src/sinks/room-publisher.ts';
 import { dataStreamAudio } from '../../src/sources/datastream-audio.ts';
 import { subscribeTracks } from '../../src/sources/track-subscriber.ts';
-import { join, requireServer, sineS16, sleep, syntheticFrames, waitFor } from './helpers.ts';
+import { liveRooms, sineS16, sleep, syntheticFrames, waitFor } from './helpers.ts';
 
 const log = rootLogger.child({ test: 'avatar-protocol' }, { level: 'warn' });
 const FPS = 25;
@@ -90,21 +89,7 @@ const rms = (chunks: AudioChunk[]): number => {
 };
 
 describe('avatar protocol over a real LiveKit server', () => {
-  let server: DevServer;
-  const rooms: Room[] = [];
-  const joined = async (room: string, identity: string, avatarFor?: string): Promise<Room> => {
-    const r = await join(server, room, identity, avatarFor);
-    rooms.push(r);
-    return r;
-  };
-
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await Promise.all(rooms.map((r) => r.disconnect()));
-    await server?.stop();
-  });
+  const { joined } = liveRooms();
 
   it('plays a segment to a viewer at ~25 fps and answers with a snake_case playback_finished', async () => {
     const agent = await joined('r1', 'agent');

@@ -3,6 +3,7 @@
  * servers, a synthetic renderer standing in for the model, and small waiting utilities.
  */
 import { existsSync } from 'node:fs';
+import { afterAll, beforeAll } from 'vitest';
 import { ContinualGatheringPolicy, IceTransportType, Room } from '@livekit/rtc-node';
 import { Observable, type OperatorFunction } from 'rxjs';
 import type { PipelineEvent, VideoFrame } from '../../src/events.ts';
@@ -27,6 +28,30 @@ export async function join(server: DevServer, room: string, identity: string, av
     rtcConfig: { iceTransportType: IceTransportType.TRANSPORT_ALL, continualGatheringPolicy: ContinualGatheringPolicy.GATHER_CONTINUALLY, iceServers: [] },
   });
   return r;
+}
+
+/**
+ * A real server for the enclosing describe block (started before its tests, stopped after) and
+ * `joined`, which joins like `join` and disconnects the room when the block ends.
+ */
+export function liveRooms(): { joined: (room: string, identity: string, avatarFor?: string) => Promise<Room> } {
+  let server: DevServer | undefined;
+  const rooms: Room[] = [];
+  beforeAll(async () => {
+    server = await requireServer();
+  });
+  afterAll(async () => {
+    await Promise.all(rooms.map((r) => r.disconnect()));
+    await server?.stop();
+  });
+  return {
+    joined: async (room, identity, avatarFor) => {
+      if (server === undefined) throw new Error('liveRooms: the server has not started');
+      const r = await join(server, room, identity, avatarFor);
+      rooms.push(r);
+      return r;
+    },
+  };
 }
 
 /** A sine tone as s16le bytes: `seconds` at `rate` Hz, mono, amplitude 0.5. */

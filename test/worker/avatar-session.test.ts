@@ -12,7 +12,7 @@ import { rootLogger } from '../../src/log.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
 import { type AvatarSession, startAvatarSession } from '../../src/workers/avatar-session.ts';
 import { measureLiveAvatar, recordViewer, SPEECH_OPENING, type ViewerRecord, waitUntil } from '../../bench/livekit.ts';
-import { join, requireServer, sleep } from '../livekit/helpers.ts';
+import { liveRooms, requireServer, sleep } from '../livekit/helpers.ts';
 
 describe('avatar session on a real LiveKit server', () => {
   let server: DevServer;
@@ -91,20 +91,7 @@ const log = rootLogger.child({ test: 'avatar-session' }, { level: 'warn' });
 const IDLE = 0.05;
 
 describe('avatar session: interruption and sharing', () => {
-  let server: DevServer;
-  const rooms: Room[] = [];
-  const joined = async (room: string, identity: string, avatarFor?: string): Promise<Room> => {
-    const r = await join(server, room, identity, avatarFor);
-    rooms.push(r);
-    return r;
-  };
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await Promise.all(rooms.map((r) => r.disconnect()));
-    await server?.stop();
-  });
+  const { joined } = liveRooms();
 
   it('clear_buffer mid-segment: interrupted with the position played, idle frames within 2 frames; streams never closed do not wedge the next', async () => {
     const agent = await joined('clear', 'agent');
