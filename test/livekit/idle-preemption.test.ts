@@ -6,13 +6,12 @@
  */
 import type { Room } from '@livekit/rtc-node';
 import { Subject } from 'rxjs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { audio, segmentEnd, type AvFrame, type PipelineEvent } from '../../src/events.ts';
 import { AudioBudget } from '../../src/flow/audio-budget.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
 import { rootLogger } from '../../src/log.ts';
 import { publishToRoom, type PublisherEvent, type PublisherMetrics } from '../../src/sinks/room-publisher.ts';
-import { join, requireServer, sleep, waitFor } from './helpers.ts';
+import { liveRooms, sleep, waitFor } from './helpers.ts';
 
 const log = rootLogger.child({ test: 'idle-preemption' }, { level: 'warn' });
 const RATE = 48_000;
@@ -61,19 +60,10 @@ function publisher(room: Room) {
 }
 
 describe('room publisher: idle is preemptible', () => {
-  let server: DevServer;
-  const rooms: Room[] = [];
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await Promise.all(rooms.map((r) => r.disconnect()));
-    await server?.stop();
-  });
+  const { joined } = liveRooms();
 
   it('speech behind queued idle frames starts at once; the idle frames not played are preempted, not dropped', async () => {
-    const room = await join(server, 'preempt', 'avatar');
-    rooms.push(room);
+    const room = await joined('preempt', 'avatar');
     const p = publisher(room);
     p.push(frame(null, 0));
     await waitFor('the tracks published', () => p.last());
@@ -106,8 +96,7 @@ describe('room publisher: idle is preemptible', () => {
   });
 
   it('the tail of a segment still in the AudioSource is not cleared: only the idle frames after it that wait are dropped', async () => {
-    const room = await join(server, 'tail', 'avatar');
-    rooms.push(room);
+    const room = await joined('tail', 'avatar');
     const p = publisher(room);
     p.push(frame(null, 0));
     await waitFor('the tracks published', () => p.last());
