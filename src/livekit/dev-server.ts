@@ -3,7 +3,9 @@
  * for tests and local demos, and stops it again.
  *
  * Nothing it does leaves this machine:
- * - signal (HTTP/WebSocket), RTC TCP and RTC UDP ports are free ports on 127.0.0.1, picked at start;
+ * - signal (HTTP/WebSocket), RTC TCP and RTC UDP ports are free ports picked at start (below the
+ *   ephemeral range; tried again with new ports if another process takes one before the server binds);
+ *   the signal port listens on 127.0.0.1 only;
  * - `rtc.node_ip` is 127.0.0.1 and `use_external_ip` is off, so the server asks no STUN server for
  *   its address and advertises only loopback candidates (`ips.includes` 127.0.0.1/32);
  * - the server always hands clients a STUN server (Google's by default); here it is a closed UDP port
@@ -48,26 +50,44 @@ export function livekitServerBinary(): string {
   return join(cache, 'bin', 'server');
 }
 
-const freeTcpPort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+/**
+ * Ports are drawn at random from 20000-32767, below Linux's ephemeral range (32768-60999): a port the
+ * kernel handed out with listen(0) is free only until the next outgoing connection takes it, which on a
+ * busy test machine happened between our check and the server's bind. Each candidate is checked on all
+ * interfaces (livekit-server binds its RTC TCP and UDP ports on 0.0.0.0).
+ */
+const PORT_RANGE = { first: 20_000, last: 32_767 } as const;
+
+const randomPort = (): number => PORT_RANGE.first + Math.floor(Math.random() * (PORT_RANGE.last - PORT_RANGE.first + 1));
+
+const tcpPortFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
     const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, () => srv.close(() => resolve(true)));
   });
 
-const freeUdpPort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
+const udpPortFree = (port: number): Promise<boolean> =>
+  new Promise((resolve) => {
     const sock = createSocket('udp4');
-    sock.once('error', reject);
-    sock.bind(0, '127.0.0.1', () => {
-      const port = sock.address().port;
-      sock.close(() => resolve(port));
-    });
+    sock.once('error', () => resolve(false));
+    sock.bind(port, () => sock.close(() => resolve(true)));
   });
+
+async function pickPorts(): Promise<{ signal: number; rtcTcp: number; rtcUdp: number; stun: number }> {
+  const taken = new Set<number>();
+  const pick = async (free: (port: number) => Promise<boolean>): Promise<number> => {
+    for (let attempt = 0; attempt < 100; attempt += 1) {
+      const port = randomPort();
+      if (!taken.has(port) && (await free(port))) {
+        taken.add(port);
+        return port;
+      }
+    }
+    throw new Error(`no free port in ${PORT_RANGE.first}-${PORT_RANGE.last} after 100 tries`);
+  };
+  return { signal: await pick(tcpPortFree), rtcTcp: await pick(tcpPortFree), rtcUdp: await pick(udpPortFree), stun: await pick(udpPortFree) };
+}
 
 /** The YAML config: a JSON document, which YAML reads as is. */
 export function devServerConfig(ports: { signal: number; rtcTcp: number; rtcUdp: number; stun: number }, keys: Record<string, string>): string {
@@ -93,17 +113,32 @@ export function devServerConfig(ports: { signal: number; rtcTcp: number; rtcUdp:
   );
 }
 
+/** Attempts when the server exits because another process took one of its ports in the meantime. */
+const PORT_CLASH_ATTEMPTS = 3;
+
 export async function startDevServer(options: DevServerOptions = {}): Promise<DevServer> {
   const binary = options.binary ?? livekitServerBinary();
   if (!existsSync(binary)) {
     throw new InputError(binary, 'livekit-server binary not found; run scripts/install-livekit-server.sh (or set LIVEKIT_SERVER_BIN)');
   }
-  const [signal, rtcTcp, rtcUdp, stun] = [await freeTcpPort(), await freeTcpPort(), await freeUdpPort(), await freeUdpPort()];
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await launch(binary, options.startTimeoutMs ?? 20_000);
+    } catch (err) {
+      if (!(err instanceof PortClash) || attempt === PORT_CLASH_ATTEMPTS) throw err;
+    }
+  }
+}
+
+class PortClash extends Error {}
+
+async function launch(binary: string, startTimeoutMs: number): Promise<DevServer> {
+  const ports = await pickPorts();
   const apiKey = `APIdev${randomBytes(6).toString('hex')}`;
   const apiSecret = randomBytes(32).toString('hex');
   const dir = await mkdtemp(join(tmpdir(), 'synctalk-livekit-'));
   const configPath = join(dir, 'livekit.yaml');
-  await writeFile(configPath, devServerConfig({ signal, rtcTcp, rtcUdp, stun }, { [apiKey]: apiSecret }), { mode: 0o600 });
+  await writeFile(configPath, devServerConfig(ports, { [apiKey]: apiSecret }), { mode: 0o600 });
 
   const child = spawn(binary, ['--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
   const logTail: string[] = [];
@@ -121,13 +156,14 @@ export async function startDevServer(options: DevServerOptions = {}): Promise<De
   };
 
   try {
-    await waitUntilUp(`http://127.0.0.1:${signal}/`, exited, options.startTimeoutMs ?? 20_000);
+    await waitUntilUp(`http://127.0.0.1:${ports.signal}/`, exited, startTimeoutMs);
   } catch (err) {
     await stop();
     const tail = logTail.slice(-20).join('\n');
-    throw new Error(`livekit-server did not start: ${(err as Error).message}${tail ? `\n${tail}` : ''}`);
+    const message = `livekit-server did not start: ${(err as Error).message}${tail ? `\n${tail}` : ''}`;
+    throw logTail.some((line) => line.includes('address already in use')) ? new PortClash(message) : new Error(message);
   }
-  return { url: `ws://127.0.0.1:${signal}`, apiKey, apiSecret, stop };
+  return { url: `ws://127.0.0.1:${ports.signal}`, apiKey, apiSecret, stop };
 }
 
 async function waitUntilUp(healthUrl: string, exited: Promise<number | null>, timeoutMs: number): Promise<void> {
