@@ -72,6 +72,13 @@ export type EventType = PipelineEvent['type'];
 /** Seconds of audio per channel held by a chunk. */
 export const chunkDuration = (a: AudioChunk): number => a.samples.length / a.channels / a.sampleRate;
 
+/**
+ * Seconds of real audio in a chunk: its duration less the `padding` (silence that completes a
+ * segment's last frame). This is what a source reserved for it in the AudioBudget, so it is what a
+ * sink releases.
+ */
+export const audioDuration = (a: AudioChunk): number => chunkDuration(a) - (a.padding ?? 0) / a.sampleRate;
+
 /** Samples per channel of a chunk. */
 export const chunkFrames = (a: AudioChunk): number => a.samples.length / a.channels;
 

@@ -1,4 +1,4 @@
-import { EMPTY, lastValueFrom, map } from 'rxjs';
+import { EMPTY, from, lastValueFrom, map } from 'rxjs';
 import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { audio, flush, segmentEnd, type PipelineEvent } from '../src/events.ts';
@@ -31,6 +31,16 @@ describe('null sink', () => {
       const out = nullSink.create({}, context(budget))(input).pipe(map((p) => [p.frames, p.seconds, +budget.queued.toFixed(6)]));
       expectObservable(out).toBe('-x-y-----z|', { x: [1, 0.04, 0.16], y: [2, 0.08, 0.12], z: [3, 0.12, 0] });
     });
+  });
+
+  it('releases a padded tail frame\'s real audio only: the source never reserved its padding', () => {
+    const budget = new AudioBudget(10);
+    void budget.reserve(0.5);
+    const full = av(0);
+    const tail = { ...full, audio: audio(full.audio.samples, 16000, 1, 0.04, 0, 480) };
+    nullSink.create({}, context(budget))(from([full, tail])).subscribe();
+    // 0.04 s for the full frame, 160 of 640 samples (0.01 s) for the tail
+    expect(budget.queued).toBeCloseTo(0.45, 9);
   });
 
   it('lets a budget-bound source run to the end', async () => {

@@ -22,7 +22,7 @@
 import { Observable } from 'rxjs';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
-import { chunkDuration, type AvFrame } from '../events.ts';
+import { audioDuration, type AvFrame } from '../events.ts';
 import { Mp4Encoder } from '../media/mp4-encoder.ts';
 import type { SinkElement, SinkProgress } from '../pipelines/element.ts';
 import { acceptsAv } from './accepts-av.ts';
@@ -94,7 +94,7 @@ export const mp4File: SinkElement<typeof params> = {
         }
         received++;
         const frameGeneration = generation;
-        const seconds = chunkDuration(frame.audio);
+        const seconds = audioDuration(frame.audio);
         encoder.write(frame.video.data, frame.audio.samples, () => {
           if (subscriber.closed) return;
           if (frameGeneration === generation) ctx.budget.release(seconds);

@@ -9,7 +9,7 @@
  */
 import { filter, map, scan, tap, type Observable } from 'rxjs';
 import { z } from 'zod';
-import { chunkDuration, type AvFrame, type PipelineEvent } from '../events.ts';
+import { audioDuration, type AvFrame, type PipelineEvent } from '../events.ts';
 import type { PipelineContext, SinkElement, SinkProgress } from '../pipelines/element.ts';
 import { acceptsAv } from './accepts-av.ts';
 
@@ -19,7 +19,7 @@ export const consume =
   (input: Observable<PipelineEvent>): Observable<SinkProgress> =>
     input.pipe(
       tap((e) => {
-        if (e.type === 'av') ctx.budget.release(chunkDuration(e.audio));
+        if (e.type === 'av') ctx.budget.release(audioDuration(e.audio));
         else if (e.type === 'flush') ctx.budget.reset();
       }),
       filter((e): e is AvFrame => e.type === 'av'),

@@ -18,9 +18,11 @@
  *   count; frames at another rate go through rtc-node's AudioResampler (`resampleQuality`, default
  *   'low': it holds back about 1 ms of audio, where soxr's 'medium' holds back 10 to 45 ms and lets
  *   the video run ahead of it); another channel count is an error.
- * - Frames wait in a queue of at most `maxQueuedFrames` (default 50 = 2 s at 25 fps; strategy: drop the
- *   oldest, counted as dropped). Upstream, the AudioBudget (strategy: wait) keeps it well below that.
- *   The sink releases each frame's audio duration from the budget when the AudioSource accepts it.
+ * - Frames wait in a queue of at most `maxQueuedFrames` av frames (default: twice the budget's frames,
+ *   100 for 2 s at 25 fps; strategy: drop the oldest, counted as dropped, with a warning). Upstream, the
+ *   AudioBudget (strategy: wait) keeps it at most the budget's frames plus one padded tail frame per
+ *   segment, so the bound is a safety net that normal operation never reaches. The sink releases each
+ *   frame's audio (padding excluded: what the source reserved) when the AudioSource accepts it.
  * - Segments: a segment becomes active when its first audio appears on `sourceEvents` (the source's
  *   own events, in the source's order). `playback-started` is emitted when its first audio is accepted;
  *   `playback-finished` (interrupted false) when its segment-end comes out of the queue and the audio
@@ -63,7 +65,7 @@ import {
 import { Observable, type Subscriber } from 'rxjs';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
-import { chunkDuration, chunkFrames, type AudioChunk, type AvFrame, type PipelineEvent, type SegmentEnd } from '../events.ts';
+import { audioDuration, chunkDuration, chunkFrames, type AudioChunk, type AvFrame, type PipelineEvent, type SegmentEnd } from '../events.ts';
 import type { AudioBudget } from '../flow/audio-budget.ts';
 import { AVATAR_AUDIO_TRACK, AVATAR_VIDEO_TRACK } from '../livekit/protocol.ts';
 import type { Logger } from '../log.ts';
@@ -103,7 +105,7 @@ export interface RoomPublisherOptions {
   readonly sampleRate?: number;
   /** Quality of the AudioResampler for frames at another rate (default 'low', about 1 ms of delay). */
   readonly resampleQuality?: ResampleQuality;
-  /** Frames the sink queues at most (default 50). */
+  /** Av frames the sink queues at most (default: twice `budget.capacity` in frames). */
   readonly maxQueuedFrames?: number;
   /** Video frames per second, the encoder's cap (default 25). */
   readonly fps?: number;
@@ -144,7 +146,7 @@ interface Output {
 export function publishToRoom(options: RoomPublisherOptions): (input: Observable<PipelineEvent>) => Observable<PublisherEvent> {
   const { room, budget, log } = options;
   const queueMs = options.audioQueueMs ?? 100;
-  const maxQueued = options.maxQueuedFrames ?? 50;
+  const maxQueued = options.maxQueuedFrames ?? 2 * Math.ceil(budget.capacity * (options.fps ?? 25));
   const videoDelayMs = options.videoDelayMs ?? null;
   const fps = options.fps ?? 25;
   const quality = RESAMPLE_QUALITIES[options.resampleQuality ?? 'low'];
@@ -214,7 +216,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
           const q = queue[i];
           if (q.type !== 'av' || q.video.segment !== null) continue;
           queue.splice(i, 1);
-          budget.release(chunkDuration(q.audio));
+          budget.release(audioDuration(q.audio));
           preempted++;
         }
         if (idleInFlight) preemptions++;
@@ -294,6 +296,8 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         const segment = f.video.segment;
         const speech = segment !== null;
         const seconds = chunkDuration(f.audio);
+        /** Its audio less padding: what it holds of the budget, and what it adds to the segment's position. */
+        const reservedSeconds = audioDuration(f.audio);
         const preemptionsBefore = preemptions;
         idleInFlight = !speech;
         try {
@@ -308,7 +312,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
             if (preemptions !== preemptionsBefore && onlyIdleQueued()) {
               // preempted while it waited: its audio goes with the idle audio before it
               clock += captured;
-              budget.release(seconds);
+              budget.release(reservedSeconds);
               preempted += Math.max(1, takeBackIdle(o));
               return;
             }
@@ -319,7 +323,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         const start = clock;
         clock += seconds;
         if (speech) speechUntil = clock;
-        budget.release(seconds);
+        budget.release(reservedSeconds);
         const lead = Math.max(0, o.audio.queuedDuration - seconds * 1000);
         const delay = videoDelayMs === null ? 0 : lead + videoDelayMs;
         avOffsetMs = lead - delay;
@@ -344,7 +348,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
             st.start = start;
             subscriber.next({ type: 'playback-started', segment });
           }
-          st.pushed += seconds - (f.audio.padding ?? 0) / f.audio.sampleRate;
+          st.pushed += reservedSeconds;
         }
         subscriber.next(metrics());
       };
@@ -395,10 +399,13 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
           }
           if (segment !== null && idleBehind) preemptIdle();
           idleBehind = segment === null;
-          if (queue.length >= maxQueued) {
+          if (queue.reduce((n, q) => n + (q.type === 'av' ? 1 : 0), 0) >= maxQueued) {
             const old = queue.findIndex((q) => q.type === 'av');
             const [gone] = queue.splice(old, 1);
-            if (gone.type === 'av') budget.release(chunkDuration(gone.audio));
+            if (gone.type === 'av') {
+              budget.release(audioDuration(gone.audio));
+              log.warn({ segment: gone.video.segment, index: gone.video.index, maxQueuedFrames: maxQueued }, 'livekit-room: frame queue full; oldest frame dropped');
+            }
             dropped++;
           }
           queue.push(e);
@@ -463,7 +470,7 @@ const roomPublisherParams = z
       .enum(['quick', 'low', 'medium', 'high', 'very-high'])
       .default('low')
       .describe("quality of the resampler for audio at another rate (default 'low': about 1 ms of delay; 'medium' holds back 10 to 45 ms)"),
-    maxQueuedFrames: z.number().int().min(1).default(50).describe('frames queued in the sink at most (default 50; strategy: drop oldest)'),
+    maxQueuedFrames: z.number().int().min(1).optional().describe('av frames queued in the sink at most (default: twice the budget in frames; strategy: drop oldest)'),
     videoMaxBitrate: z.number().int().min(50_000).default(1_000_000).describe('video encoder bitrate cap, bits per second (default 1000000)'),
     videoDelayMs: z
       .number()
@@ -498,7 +505,7 @@ export function roomPublisherElement(resource: RoomPublisherResource): SinkEleme
           log: ctx.log,
           sourceEvents: ctx.sourceEvents,
           audioQueueMs: p.audioQueueMs,
-          maxQueuedFrames: p.maxQueuedFrames,
+          ...(p.maxQueuedFrames !== undefined ? { maxQueuedFrames: p.maxQueuedFrames } : {}),
           fps: ctx.fps,
           videoMaxBitrate: p.videoMaxBitrate,
           videoDelayMs: p.videoDelayMs,

@@ -185,6 +185,9 @@ describe('avatar protocol over a real LiveKit server', () => {
       { playback_position: expect.closeTo(0.5, 1), interrupted: false, synchronized_transcript: null },
     ]);
     expect(avatar.sourceEvents.filter((x) => x.e.type === 'segment-end').map((x) => (x.e as { segment: number }).segment)).toEqual([0, 1]);
+    // every byte written to the unclosed stream arrived: no audio lost with its end
+    const samples = (segment: number) => avatar.sourceEvents.reduce((n, x) => n + (x.e.type === 'audio' && x.e.segment === segment ? x.e.samples.length : 0), 0);
+    expect([samples(0), samples(1)]).toEqual([0.5 * RATE, 0.5 * RATE]);
   });
 
   it('rejects clear_buffer from anyone but the agent, and removes its handlers on teardown', async () => {
