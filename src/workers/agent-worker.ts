@@ -15,7 +15,7 @@
  *   or GOOGLE_API_KEY). Without either, the scripted agent speaks instead.
  * - SYNCTALK_AGENT_INSTRUCTIONS: the model's instructions (default: a short-answers voice assistant).
  * - SYNCTALK_AGENT_LINES: the scripted agent's lines, separated by '|' (default: two demo lines).
- * - SYNCTALK_AGENT_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8081; the avatar
+ * - SYNCTALK_AGENT_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8081; 0: any free port; the avatar
  *   worker needs a different one).
  * - SYNCTALK_AGENT_MAX_JOBS: rooms served at once (default 8). The worker reports its load as running
  *   jobs / this, not as the machine's CPU use (agents-js's default): a conversation costs this worker
@@ -108,7 +108,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const gemini = geminiSettingsFromEnv(process.env);
     scriptedLinesFromEnv(process.env);
     const port = Number(process.env.SYNCTALK_AGENT_HTTP_PORT ?? 8081);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AGENT_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AGENT_HTTP_PORT}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError('SYNCTALK_AGENT_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AGENT_HTTP_PORT}`);
     rootLogger.info({ mode: gemini ? `gemini/${gemini.auth.kind}` : 'scripted (no Gemini credentials)' }, 'agent worker');
     const maxJobs = Number(process.env.SYNCTALK_AGENT_MAX_JOBS ?? 8);
     if (!Number.isInteger(maxJobs) || maxJobs < 1) throw new InputError('SYNCTALK_AGENT_MAX_JOBS', `not a positive integer: ${process.env.SYNCTALK_AGENT_MAX_JOBS}`);

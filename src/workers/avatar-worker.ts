@@ -22,7 +22,7 @@
  * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
  * - SYNCTALK_BUNDLE: a SyncTalk avatar bundle folder (docs/synctalk-bundle.md) to render with instead of the
  *   spec's model (every `infer` operator's `model`).
- * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082).
+ * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082; 0: any free port).
  * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm, at least 1 (default: agents-js's, 0 in dev, up to 4 in start).
  * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker takes at most. The load it reports to LiveKit is then
  *   running jobs / this number, and it is full at this number. Default: agents-js's load, the machine's
@@ -106,7 +106,7 @@ function positiveCount(name: string, min: number): number | undefined {
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     const port = Number(process.env.SYNCTALK_AVATAR_HTTP_PORT ?? 8082);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
     const maxJobs = positiveCount('SYNCTALK_AVATAR_MAX_JOBS', 1);
     const capacity = maxJobs === undefined ? {} : { loadFunc: async (server: AgentServer) => Math.min(1, server.activeJobs.length / maxJobs), loadThreshold: 1 };
     const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);

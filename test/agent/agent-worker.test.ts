@@ -5,39 +5,29 @@
  * lines to `<agent>-avatar` over lk.audio_stream, and leaves when the user leaves. SIGINT stops the worker.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { ParticipantKind, type Room } from '@livekit/rtc-node';
 import { AgentDispatchClient } from 'livekit-server-sdk';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../../src/agent/avatar-dispatch.ts';
-import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
-import { join, waitFor } from '../livekit/helpers.ts';
+import type { DevServer } from '../../src/livekit/dev-server.ts';
+import { join, requireServer, waitFor } from '../livekit/helpers.ts';
 import { receivingAvatar } from './receiving-avatar.ts';
 
-const freePort = (): Promise<number> =>
-  new Promise((resolve) => {
-    const srv = createServer().listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      srv.close(() => resolve(typeof address === 'object' && address !== null ? address.port : 0));
-    });
-  });
-
-describe.skipIf(!existsSync(livekitServerBinary()))('agent worker process (scripted mode)', () => {
+describe('agent worker process (scripted mode)', () => {
   let server: DevServer;
   let worker: ChildProcess;
   let exited: Promise<number | null>;
   let output = '';
 
   beforeAll(async () => {
-    server = await startDevServer();
+    server = await requireServer();
     const env: NodeJS.ProcessEnv = {
       ...process.env,
       LIVEKIT_URL: server.url,
       LIVEKIT_API_KEY: server.apiKey,
       LIVEKIT_API_SECRET: server.apiSecret,
       SYNCTALK_AGENT_LINES: 'First line.|Second line.',
-      SYNCTALK_AGENT_HTTP_PORT: String(await freePort()),
+      SYNCTALK_AGENT_HTTP_PORT: '0',
     };
     for (const name of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_API_KEY']) delete env[name];
     worker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/agent-worker.ts', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });

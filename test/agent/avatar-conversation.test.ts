@@ -3,19 +3,18 @@
  * the avatar's DataStreamAudioOutput (not a room audio track). The cloud models are left out: speech
  * comes from session.say() through the local espeak-ng TTS, the same TTS slot Gemini's TTS fills.
  */
-import { existsSync } from 'node:fs';
 import { TrackKind } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startAvatarConversation } from '../../src/agent/avatar-conversation.ts';
 import { EspeakTTS } from '../../src/agent/espeak.ts';
-import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
-import { join } from '../livekit/helpers.ts';
+import type { DevServer } from '../../src/livekit/dev-server.ts';
+import { join, requireServer } from '../livekit/helpers.ts';
 import { receivingAvatar } from './receiving-avatar.ts';
 
-describe.skipIf(!existsSync(livekitServerBinary()))('startAvatarConversation on a real server', () => {
+describe('startAvatarConversation on a real server', () => {
   let server: DevServer;
   beforeAll(async () => {
-    server = await startDevServer();
+    server = await requireServer();
   });
   afterAll(async () => {
     await server?.stop();

@@ -4,18 +4,17 @@
  * receiver's lk.playback_finished for each. The receiver publishes a small video track first, since the
  * agent waits for the avatar's video before speaking.
  */
-import { existsSync } from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runScriptedAgent } from '../../src/agent/scripted-agent.ts';
 import { isInputError } from '../../src/errors.ts';
-import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
-import { join } from '../livekit/helpers.ts';
+import type { DevServer } from '../../src/livekit/dev-server.ts';
+import { join, requireServer } from '../livekit/helpers.ts';
 import { receivingAvatar } from './receiving-avatar.ts';
 
-describe.skipIf(!existsSync(livekitServerBinary()))('runScriptedAgent on a real server', () => {
+describe('runScriptedAgent on a real server', () => {
   let server: DevServer;
   beforeAll(async () => {
-    server = await startDevServer();
+    server = await requireServer();
   });
   afterAll(async () => {
     await server?.stop();

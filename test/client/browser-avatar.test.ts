@@ -21,12 +21,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { joinLocal, SPEECH_OPENING } from '../../bench/livekit.ts';
 import { speakLines } from '../../src/agent/scripted-agent.ts';
 import { startTokenServer, type TokenServer } from '../../src/client/token-server.ts';
-import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
+import type { DevServer } from '../../src/livekit/dev-server.ts';
 import { participantToken } from '../../src/livekit/tokens.ts';
 import { rootLogger } from '../../src/log.ts';
 import { DEMO_FACE, measureMouthOpening } from '../../src/models/demo-face.ts';
 import { type AvatarSession, startAvatarSession } from '../../src/workers/avatar-session.ts';
-import { join as joinRoom, sleep, waitFor } from '../livekit/helpers.ts';
+import { join as joinRoom, requireServer, sleep, waitFor } from '../livekit/helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'browser-avatar';
@@ -82,7 +82,7 @@ async function listen(page: Page): Promise<void> {
 
 const audioPeak = (page: Page): Promise<number> => page.evaluate(() => (window as unknown as { __audioPeak: () => number }).__audioPeak());
 
-describe.skipIf(!existsSync(livekitServerBinary()) || !existsSync(CHROMIUM))('test client in Chromium, showing the real avatar', () => {
+describe('test client in Chromium, showing the real avatar', () => {
   let server: DevServer;
   let tokens: TokenServer;
   let avatarRoom: Room;
@@ -93,7 +93,8 @@ describe.skipIf(!existsSync(livekitServerBinary()) || !existsSync(CHROMIUM))('te
   let shots: string;
 
   beforeAll(async () => {
-    server = await startDevServer();
+    if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}: run scripts/setup.sh (apt-get install chromium)`);
+    server = await requireServer();
     tokens = await startTokenServer({ livekitUrl: server.url, credentials: server, port: 0 });
     avatarRoom = await joinRoom(server, ROOM, AVATAR, AGENT);
     agentRoom = await joinLocal(server.url, await participantToken(server, { room: ROOM, identity: AGENT, kind: 'agent' }));

@@ -6,7 +6,6 @@
  * two-worker system: the agent worker (scripted mode) and the avatar worker, a user joining a room.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import type { Room } from '@livekit/rtc-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dispatchAvatar } from '../../src/agent/avatar-dispatch.ts';
@@ -16,16 +15,6 @@ import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../../src/livekit/protocol.ts';
 import { participantToken } from '../../src/livekit/tokens.ts';
 import { joinLocal, recordViewer, SPEECH_OPENING, waitUntil } from '../../bench/livekit.ts';
 import { requireServer } from '../livekit/helpers.ts';
-
-const freePort = (): Promise<number> =>
-  new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const a = srv.address();
-      srv.close(() => resolve(typeof a === 'object' && a !== null ? a.port : 0));
-    });
-  });
 
 /** Per describe block: a server, and the avatar worker process (`dev`) registered with it. */
 function avatarWorkerFixture() {
@@ -38,7 +27,7 @@ function avatarWorkerFixture() {
         LIVEKIT_URL: f.server.url,
         LIVEKIT_API_KEY: f.server.apiKey,
         LIVEKIT_API_SECRET: f.server.apiSecret,
-        SYNCTALK_AVATAR_HTTP_PORT: String(await freePort()),
+        SYNCTALK_AVATAR_HTTP_PORT: '0',
         SYNCTALK_LOG_LEVEL: 'info',
         // Load by jobs, not by the CPU use of this shared machine (at load 1 the server dispatches nothing).
         SYNCTALK_AVATAR_MAX_JOBS: '4',
@@ -117,7 +106,7 @@ describe('the two-worker system on a real LiveKit server', () => {
       LIVEKIT_API_KEY: f.server.apiKey,
       LIVEKIT_API_SECRET: f.server.apiSecret,
       SYNCTALK_AGENT_LINES: 'Hello, this is the agent speaking through its avatar.',
-      SYNCTALK_AGENT_HTTP_PORT: String(await freePort()),
+      SYNCTALK_AGENT_HTTP_PORT: '0',
     };
     for (const name of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_API_KEY']) delete env[name];
     const agentWorker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/agent-worker.ts', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
