@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { chunkFrames, type AudioChunk, type IdleTick, type VideoFrame } from '../events.ts';
 import { InputError, ModelError } from '../errors.ts';
 import type { FrameRenderer } from '../operators/infer.ts';
-import type { OnnxModel, TensorResult } from './onnx-model.ts';
+import type { ModelRunner, TensorResult } from './onnx-model.ts';
 
 /** The model bundled with the repository. */
 export const DEMO_FACE_MODEL_PATH = fileURLToPath(new URL('../../models/demo-face.onnx', import.meta.url));
@@ -133,7 +133,7 @@ export function measureMouthOpening(frame: Pick<VideoFrame, 'width' | 'height' |
 }
 
 /** Checks that a loaded model follows the demo-face contract (names and shapes); ModelError otherwise. */
-export function checkDemoFaceContract(model: OnnxModel): void {
+export function checkDemoFaceContract(model: ModelRunner): void {
   const input = (name: string) => model.inputs.find((i) => i.name === name);
   const output = model.outputs.find((o) => o.name === 'frame');
   const audio = input('audio');
@@ -165,7 +165,7 @@ export class DemoFaceRenderer implements FrameRenderer {
   readonly height = DEMO_FACE.size;
 
   /** Throws ModelError when `model` does not follow the demo-face contract. */
-  constructor(private readonly model: OnnxModel) {
+  constructor(private readonly model: ModelRunner) {
     checkDemoFaceContract(model);
   }
 

@@ -9,27 +9,56 @@
  *
  * - Models are keyed by file path, provider list and thread count: sessions asking for the same model
  *   the same way share one OnnxModel (one worker thread, one ORT session; its runs are queued there).
+ * - Batching: a model that can batch (every input and output has a symbolic first dimension, as the
+ *   demo face does) is handed out wrapped in one BatchedModel, so the frames that sessions ask for
+ *   while the model is busy go into its next run together, up to `maxBatch` rows (default 16; 1 turns
+ *   batching off). A model with a fixed batch size (SyncTalk's graphs) is handed out as it is.
  * - `acquire` resolves with a lease; `release()` (idempotent) drops the lease's reference, and the last
  *   release closes the model. A session that asks while the model is loading waits for that load.
  * - A failed load is not cached: every waiting acquirer gets the ModelError, and the next acquire
  *   tries again.
  * - Logs "model loaded" once per load (info, with the provider it runs on) and "model closed".
  */
-import { DEFAULT_PROVIDERS, OnnxModel, type OnnxModelOptions } from './onnx-model.ts';
+import { BatchedModel, type BatchStats, isBatchable } from './batched-model.ts';
+import { DEFAULT_PROVIDERS, type ModelRunner, OnnxModel, type OnnxModelOptions } from './onnx-model.ts';
+
+export interface ModelCacheOptions {
+  /** Rows per run when sessions' runs are merged (default 16; 1: no batching). */
+  readonly maxBatch?: number;
+}
 
 export interface ModelLease {
-  readonly model: OnnxModel;
+  /** The shared model: a BatchedModel over it when it can batch. */
+  readonly model: ModelRunner;
   /** Gives the reference back; the last one closes the model. Idempotent. */
   release(): Promise<void>;
 }
 
+interface Loaded {
+  readonly model: OnnxModel;
+  readonly runner: ModelRunner;
+}
+
 interface Entry {
-  readonly loading: Promise<OnnxModel>;
+  readonly loading: Promise<Loaded>;
   refs: number;
 }
 
 export class ModelCache {
   private readonly entries = new Map<string, Entry>();
+  /** The BatchedModels handed out now. */
+  private batched: BatchedModel[] = [];
+  readonly maxBatch: number;
+
+  constructor(options: ModelCacheOptions = {}) {
+    this.maxBatch = options.maxBatch ?? 16;
+    if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer; is ${options.maxBatch}`);
+  }
+
+  /** Runs, requests and rows of each batching model loaded now, by path. */
+  batchStats(): Array<{ path: string } & BatchStats> {
+    return this.batched.map((b) => ({ path: b.path, ...b.stats }));
+  }
 
   /** Models loaded or loading now. */
   get size(): number {
@@ -42,9 +71,16 @@ export class ModelCache {
     let entry = this.entries.get(key);
     if (entry === undefined) {
       const started = performance.now();
-      const loading = OnnxModel.load(path, options).then((model) => {
-        options.log.info({ model: path, provider: model.provider, ms: Math.round(performance.now() - started) }, `model loaded (provider ${model.provider})`);
-        return model;
+      const loading = OnnxModel.load(path, options).then((model): Loaded => {
+        const batching = this.maxBatch > 1 && isBatchable(model);
+        options.log.info(
+          { model: path, provider: model.provider, ms: Math.round(performance.now() - started), maxBatch: batching ? this.maxBatch : 1 },
+          `model loaded (provider ${model.provider}${batching ? `, sessions' frames batched up to ${this.maxBatch}` : ''})`,
+        );
+        if (!batching) return { model, runner: model };
+        const runner = new BatchedModel(model, { maxBatch: this.maxBatch });
+        this.batched.push(runner);
+        return { model, runner };
       });
       const created: Entry = { loading, refs: 0 };
       entry = created;
@@ -55,22 +91,24 @@ export class ModelCache {
     }
     entry.refs++;
     const held = entry;
-    let model: OnnxModel;
+    let loaded: Loaded;
     try {
-      model = await held.loading;
+      loaded = await held.loading;
     } catch (e) {
       held.refs--;
       throw e;
     }
     let released = false;
+    const { model, runner } = loaded;
     return {
-      model,
+      model: runner,
       release: async () => {
         if (released) return;
         released = true;
         held.refs--;
         if (held.refs > 0 || this.entries.get(key) !== held) return;
         this.entries.delete(key);
+        this.batched = this.batched.filter((b) => b !== runner);
         await model.close();
         options.log.info({ model: path }, 'model closed');
       },

@@ -54,6 +54,22 @@ export interface TensorInfo {
   readonly shape: ReadonlyArray<number | string>;
 }
 
+/**
+ * What a renderer needs of a model: its signature and runs. An OnnxModel is one; so is a BatchedModel,
+ * which merges the runs of many sessions into one.
+ */
+export interface ModelRunner {
+  /** The model file. */
+  readonly path: string;
+  /** The execution provider the session runs on. */
+  readonly provider: Provider;
+  readonly inputs: readonly TensorInfo[];
+  readonly outputs: readonly TensorInfo[];
+  readonly inputNames: string[];
+  readonly outputNames: string[];
+  run(feeds: Readonly<Record<string, TensorFeed>>): Promise<Record<string, TensorResult>>;
+}
+
 export interface OnnxModelOptions {
   /** Execution providers to try, in order (default cuda, webgpu, cpu). */
   readonly providers?: readonly Provider[];
@@ -145,7 +161,7 @@ function missingCudaLibraries(): string[] {
 const unavailable = new Map<Provider, string>();
 const ENVIRONMENTAL = /Failed to load shared library|No supported adapters|libvulkan|not installed/;
 
-export class OnnxModel {
+export class OnnxModel implements ModelRunner {
   private constructor(
     /** The model file. */
     readonly path: string,

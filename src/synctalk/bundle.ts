@@ -18,7 +18,7 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ModelError } from '../errors.ts';
-import { OnnxModel, type OnnxModelOptions, type TensorFeed, type TensorInfo } from '../models/onnx-model.ts';
+import { type ModelRunner, OnnxModel, type OnnxModelOptions, type TensorFeed, type TensorInfo } from '../models/onnx-model.ts';
 import { decodePng } from './png.ts';
 
 export const BUNDLE_FORMAT = 'synctalk-avatar';
@@ -128,7 +128,7 @@ export interface SyncTalkTracks {
 
 /** A graph with its owner's release (a ModelCache lease, or closing a private model). */
 export interface GraphLease {
-  readonly model: OnnxModel;
+  readonly model: ModelRunner;
   release(): Promise<void>;
 }
 
@@ -153,15 +153,15 @@ export class SyncTalkBundle {
     private readonly leases: Record<GraphName, GraphLease>,
   ) {}
 
-  get audio(): OnnxModel {
+  get audio(): ModelRunner {
     return this.leases.audio.model;
   }
 
-  get audioAttention(): OnnxModel {
+  get audioAttention(): ModelRunner {
     return this.leases.audio_att.model;
   }
 
-  get render(): OnnxModel {
+  get render(): ModelRunner {
     return this.leases.render.model;
   }
 
@@ -256,7 +256,7 @@ function readTracks(dir: string, m: SyncTalkManifest): SyncTalkTracks {
 }
 
 /** null when `model` has exactly the inputs and outputs of `want`, else the ModelError saying how it differs. */
-function checkGraph(model: OnnxModel, want: z.infer<typeof graph>): ModelError | null {
+function checkGraph(model: ModelRunner, want: z.infer<typeof graph>): ModelError | null {
   const has = (declared: readonly TensorInfo[]) => declared.map((t) => sig(t)).join(', ');
   const got = `${has(model.inputs)} -> ${has(model.outputs)}`;
   const expected = `${want.inputs.map(sig).join(', ')} -> ${want.outputs.map(sig).join(', ')}`;
