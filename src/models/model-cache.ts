@@ -34,6 +34,12 @@ export interface ModelLease {
   release(): Promise<void>;
 }
 
+/** Where a session's models come from: this process's ModelCache, or the worker's model server (RemoteModels). */
+export interface ModelSource {
+  /** A lease on the model at `path`; its `release` gives it back. */
+  acquire(path: string, options: OnnxModelOptions): Promise<ModelLease>;
+}
+
 interface Loaded {
   readonly model: OnnxModel;
   readonly runner: ModelRunner;
@@ -44,7 +50,7 @@ interface Entry {
   refs: number;
 }
 
-export class ModelCache {
+export class ModelCache implements ModelSource {
   private readonly entries = new Map<string, Entry>();
   /** The BatchedModels handed out now. */
   private batched: BatchedModel[] = [];

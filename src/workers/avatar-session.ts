@@ -33,7 +33,7 @@ import { AudioBudget } from '../flow/audio-budget.ts';
 import { PlaybackNotifier } from '../livekit/playback-notifier.ts';
 import { rootLogger, type Logger } from '../log.ts';
 import { logSessionMetrics, SessionMetricsRecorder, type SessionMetrics } from '../metrics/session-metrics.ts';
-import { type ModelCache, processModels } from '../models/model-cache.ts';
+import { type ModelSource, processModels } from '../models/model-cache.ts';
 import { registry } from '../pipelines/registry.ts';
 import { runPipeline } from '../pipelines/run.ts';
 import { loadPipeline, validatePipeline, type Registry, type TypedPipeline } from '../pipelines/spec.ts';
@@ -54,7 +54,7 @@ export interface AvatarSessionOptions {
   /** Default: the root logger. The session adds `room` and `session` fields. */
   readonly log?: Logger;
   /** Where models come from (default: the process-wide cache, shared by all sessions). */
-  readonly models?: ModelCache;
+  readonly models?: ModelSource;
   /** Milliseconds between "session metrics" log lines (default 5000). */
   readonly metricsIntervalMs?: number;
 }
@@ -98,7 +98,7 @@ export function withInferModel(spec: unknown, model: string): unknown {
 export function sessionRegistry(
   room: Room,
   agentIdentity: string,
-  models: ModelCache,
+  models: ModelSource,
   recorder: Pick<SessionMetricsRecorder, 'render' | 'publisher' | 'playback'>,
   notifier: Pick<PlaybackNotifier, 'started' | 'finished'>,
 ): Registry {

@@ -1,8 +1,9 @@
 /**
  * The `infer` element of a live session: the pipeline registry's `infer` (same parameters, caps and
  * ordering, see operators/infer.ts: the demo face or a SyncTalk bundle), except that its ONNX graphs come
- * from a ModelCache, so every session of a worker process renders with one loaded copy of each graph,
- * and every render is timed for the metrics.
+ * from a ModelSource: the process's ModelCache, or the worker's model server (RemoteModels), so every
+ * session renders with one loaded copy of each graph, batched with the others where the graph can
+ * batch, and every render is timed for the metrics.
  *
  * ```
  * session 1: ---infer(leases)--------------------| release
@@ -18,12 +19,12 @@
  */
 import { defer, from, Observable, of, switchMap, tap, type ObservableInput } from 'rxjs';
 import type { PipelineEvent, SegmentEnd } from '../events.ts';
-import type { ModelCache } from '../models/model-cache.ts';
+import type { ModelSource } from '../models/model-cache.ts';
 import { infer, inferElement, modelPath, openRenderer, rendererSize, type FrameRenderer } from '../operators/infer.ts';
 import { isBundleFolder } from '../synctalk/bundle.ts';
 import type { OperatorElement } from '../pipelines/element.ts';
 
-export function sharedModelInferElement(models: ModelCache, onRender: (ms: number, frames: number) => void): OperatorElement<typeof inferElement.params> {
+export function sharedModelInferElement(models: ModelSource, onRender: (ms: number, frames: number) => void): OperatorElement<typeof inferElement.params> {
   const timed = (run: () => ObservableInput<Uint8Array[]>) =>
     defer(() => {
       const started = performance.now();
