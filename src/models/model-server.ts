@@ -18,10 +18,13 @@
  * - A malformed message closes that connection (logged), never the server.
  * - The socket file is created by `listen` and removed by `close()`; a stale file from a crashed
  *   process is replaced.
+ * - Metrics: every `statsIntervalMs` (default 5000) in which a batching model ran, one "model server
+ *   batching" line per model: runs, requests and rows since the last line, and rows per run.
  */
 import { rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
 import type { Logger } from '../log.ts';
+import type { BatchStats } from './batched-model.ts';
 import type { ModelCache, ModelLease } from './model-cache.ts';
 import { encode, failure, MessageReader, type WireReply, type WireRequest } from './model-wire.ts';
 
@@ -32,7 +35,16 @@ export interface ModelServer {
   close(): Promise<void>;
 }
 
-export async function serveModels(options: { readonly path: string; readonly models: ModelCache; readonly log: Logger }): Promise<ModelServer> {
+export interface ModelServerOptions {
+  /** The Unix socket to listen on. */
+  readonly path: string;
+  readonly models: ModelCache;
+  readonly log: Logger;
+  /** Milliseconds between batching metrics lines (default 5000). */
+  readonly statsIntervalMs?: number;
+}
+
+export async function serveModels(options: ModelServerOptions): Promise<ModelServer> {
   const { path, models, log } = options;
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
@@ -49,9 +61,23 @@ export async function serveModels(options: { readonly path: string; readonly mod
     });
   });
   log.info({ socket: path }, 'model server listening');
+  const reported = new Map<string, BatchStats>();
+  const stats = setInterval(() => {
+    for (const { path: model, ...now } of models.batchStats()) {
+      const before = reported.get(model) ?? { runs: 0, requests: 0, rows: 0 };
+      reported.set(model, now);
+      const runs = now.runs - before.runs;
+      if (runs <= 0) continue;
+      const requests = now.requests - before.requests;
+      const rows = now.rows - before.rows;
+      log.info({ model, runs, requests, rows, rowsPerRun: +(rows / runs).toFixed(2) }, 'model server batching');
+    }
+  }, options.statsIntervalMs ?? 5000);
+  stats.unref();
   return {
     path,
     close: async () => {
+      clearInterval(stats);
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       for (const s of connections) s.destroy();
       await closed;

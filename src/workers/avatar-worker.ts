@@ -13,7 +13,10 @@
  * - The session is avatar-session.ts: the live pipeline, playback RPCs to the agent, metrics. The job
  *   shuts down when the session ends (the agent left, the room closed, the pipeline failed), and the
  *   session is closed when the job shuts down.
- * - Sessions in one process share the loaded model (models/model-cache.ts).
+ * - Models: agents-js runs each job in a child process of its own, so the worker's main process runs the
+ *   model server (models/model-server.ts) on a Unix socket, and every job process renders through it
+ *   (models/remote-models.ts): all rooms of the worker share one loaded copy of each graph, and the
+ *   frames they ask for at the same time go into one model run (up to SYNCTALK_AVATAR_MAX_BATCH).
  * - rtc-node gets no ICE servers: media goes only to the LiveKit server's own candidates.
  *
  * Run: `node --import tsx src/workers/avatar-worker.ts start` (or `dev`).
@@ -28,9 +31,16 @@
  *   running jobs / this number, and it is full at this number. Default: agents-js's load, the machine's
  *   CPU use. The server dispatches nothing to a worker that reports a load of 1, so on a machine whose
  *   CPU is busy with other work (or whose avatar runs on a GPU) set this.
+ * - SYNCTALK_AVATAR_MAX_BATCH: frames per model run at most, from all rooms together (default 16; 1: no
+ *   batching). Applies to graphs that can batch (the demo face); SyncTalk's have a fixed batch of 1.
+ * - SYNCTALK_MODEL_SOCKET: set by the worker for its job processes (the model server's socket); a job
+ *   process without it loads its models itself.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
  */
+import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type AgentServer, AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
@@ -38,9 +48,23 @@ import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../agent/avatar-
 import { InputError, isInputError, PipelineSpecError } from '../errors.ts';
 import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../livekit/protocol.ts';
 import { rootLogger } from '../log.ts';
+import { ModelCache, type ModelSource, processModels } from '../models/model-cache.ts';
+import { serveModels } from '../models/model-server.ts';
+import { RemoteModels } from '../models/remote-models.ts';
 import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
 
 const log = rootLogger.child({ element: 'avatar-worker' });
+
+/** The environment variable that tells job processes where the worker's model server listens. */
+const MODEL_SOCKET_ENV = 'SYNCTALK_MODEL_SOCKET';
+
+/** This job process's models: the worker's model server (one connection per process), else its own cache. */
+let jobModels: ModelSource | undefined;
+const modelsOfThisProcess = (): ModelSource => {
+  const socket = process.env[MODEL_SOCKET_ENV];
+  jobModels ??= socket ? new RemoteModels(socket) : processModels;
+  return jobModels;
+};
 
 /** Accepts a dispatch as the avatar it names, speaking for the agent it names. */
 async function requestFunc(req: JobRequest): Promise<void> {
@@ -69,6 +93,7 @@ async function entry(ctx: JobContext): Promise<void> {
     agentIdentity: meta.agentIdentity,
     pipeline: bundle ? (withInferModel(await readSpec(specPath), bundle) as object) : specPath,
     log: rootLogger.child({ job: ctx.job.id }),
+    models: modelsOfThisProcess(),
   });
   ctx.addShutdownCallback(async () => {
     await session.close();
@@ -110,6 +135,11 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const maxJobs = positiveCount('SYNCTALK_AVATAR_MAX_JOBS', 1);
     const capacity = maxJobs === undefined ? {} : { loadFunc: async (server: AgentServer) => Math.min(1, server.activeJobs.length / maxJobs), loadThreshold: 1 };
     const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);
+    const maxBatch = positiveCount('SYNCTALK_AVATAR_MAX_BATCH', 1);
+    const socket = join(tmpdir(), `synctalk-models-${process.pid}.sock`);
+    await serveModels({ path: socket, models: new ModelCache(maxBatch === undefined ? {} : { maxBatch }), log });
+    process.on('exit', () => rmSync(socket, { force: true }));
+    process.env[MODEL_SOCKET_ENV] = socket;
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
     cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}), ...capacity }));
   } catch (e) {

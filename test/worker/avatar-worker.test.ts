@@ -94,6 +94,39 @@ describe('avatar worker (agents-js) on a real LiveKit server', () => {
     for (const line of ['connected to room', 'tracks published', 'model loaded (provider']) expect(f.output).toContain(line);
     await dispatched('dispatched-2');
   }, 120_000);
+
+  it('two rooms at once render through the worker\'s model server: one load, its batching metrics count both rooms\' frames', async () => {
+    expect(f.output).toContain('model server listening');
+    const loadsBefore = f.output.split('model loaded (provider').length - 1;
+    const viewers: Array<ReturnType<typeof recordViewer>> = [];
+    const agents: Room[] = [];
+    for (const room of ['together-1', 'together-2']) {
+      const agent = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'agent', kind: 'agent' }));
+      const viewer = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'viewer' }));
+      f.rooms.push(agent, viewer);
+      agents.push(agent);
+      await dispatchAvatar({ url: f.server.url, credentials: f.server, room, metadata: { agentIdentity: 'agent', avatarIdentity: 'agent-avatar' } });
+      viewers.push(recordViewer(viewer, 'agent-avatar'));
+    }
+    await waitUntil('idle frames in both rooms', () => viewers.every((v) => v.video.length >= 25), 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\navatar worker:\n${f.output.slice(-5000)}`);
+    });
+    // the model server loaded the model once for both job processes (the rooms' sessions overlap)
+    expect(f.output.split('model loaded (provider').length - 1 - loadsBefore).toBe(1);
+    expect(f.output).toMatch(/model loaded \(provider cpu, sessions' frames batched up to 16\)/);
+    // both rooms' frames are rendered by the server's model: its metrics count them (how many shared a
+    // run depends on timing; test/worker/model-server.test.ts checks the merging itself)
+    const batching = () => [...f.output.matchAll(/"runs":(\d+),"requests":(\d+),"rows":(\d+)[^\n]*model server batching/g)].map((m) => m.slice(1).map(Number));
+    await waitUntil('a batching metrics line', () => batching().length > 0, 15_000);
+    const [runs, requests, rows] = batching().reduce((t, x) => t.map((v, i) => v + x[i]), [0, 0, 0]);
+    process.stdout.write(`model server: ${runs} runs for ${requests} requests (${rows} frames)\n`);
+    expect(requests).toBeGreaterThanOrEqual(25);
+    expect(runs).toBeLessThanOrEqual(requests);
+    viewers.forEach((v) => v.stop());
+    const ended = f.output.split('session ended: agent left').length - 1;
+    await Promise.all(agents.map((a) => a.disconnect()));
+    await waitUntil('both jobs to end', () => f.output.split('session ended: agent left').length - 1 >= ended + 2, 15_000);
+  }, 120_000);
 });
 
 describe('the two-worker system on a real LiveKit server', () => {
