@@ -6,7 +6,7 @@
  */
 import { dispose } from '@livekit/rtc-node';
 import { frameworkCost } from './framework.ts';
-import { demoModelMsPerFrame, eventLoopLag } from './inference.ts';
+import { demoModelMsPerFrame, eventLoopLag, sharedModelThroughput } from './inference.ts';
 import { measureLiveAvatar } from './livekit.ts';
 import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame } from './synctalk.ts';
 
@@ -36,6 +36,12 @@ async function main(): Promise<void> {
   add('demo model time per frame, batch 1 (cpu, 1 thread, worker round trip)', `${b1.toFixed(2)} ms`);
   add('demo model time per frame, batch 8', `${b8.toFixed(2)} ms`);
   add('batch 8 / batch 1 per-frame time', `${(b8 / b1).toFixed(2)}`);
+
+  const shared = await sharedModelThroughput(4, { maxBatch: 16 });
+  add('demo model, 4 sessions sharing it: frames/s unbatched', `${shared.unbatchedFps.toFixed(0)} fps`);
+  add('demo model, 4 sessions sharing it: frames/s batched (maxBatch 16)', `${shared.batchedFps.toFixed(0)} fps`);
+  add('demo model, 4 sessions sharing it: batched / unbatched', `${shared.speedup.toFixed(2)}x`);
+  add('demo model, 4 sessions sharing it: mean frames per model run (batched)', `${shared.meanRowsPerRun.toFixed(1)}`);
 
   const lag = await eventLoopLag(3, 8);
   add('event-loop lag while inference runs (max)', `${lag.maxMs.toFixed(1)} ms`, '< 10 ms');
