@@ -4,25 +4,18 @@
  * comes from session.say() through the local espeak-ng TTS, the same TTS slot Gemini's TTS fills.
  */
 import { TrackKind } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { startAvatarConversation } from '../../src/agent/avatar-conversation.ts';
 import { EspeakTTS } from '../../src/agent/espeak.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
-import { join, requireServer } from '../livekit/helpers.ts';
+import { join, liveServer } from '../livekit/helpers.ts';
 import { receivingAvatar } from './receiving-avatar.ts';
 
 describe('startAvatarConversation on a real server', () => {
-  let server: DevServer;
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = liveServer();
 
   it("sends the session's speech to the avatar as one lk.audio_stream and publishes no audio itself", async () => {
-    const agentRoom = await join(server, 'conversation', 'agent-1');
-    const avatarRoom = await join(server, 'conversation', 'agent-1-avatar', 'agent-1');
+    const agentRoom = await join(server(), 'conversation', 'agent-1');
+    const avatarRoom = await join(server(), 'conversation', 'agent-1-avatar', 'agent-1');
     const avatar = await receivingAvatar(avatarRoom);
     const session = await startAvatarConversation({ room: agentRoom, avatarIdentity: 'agent-1-avatar', instructions: 'Say hello.', tts: new EspeakTTS(), vad: null });
     try {

@@ -4,36 +4,29 @@
  * receiver's lk.playback_finished for each. The receiver publishes a small video track first, since the
  * agent waits for the avatar's video before speaking.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { runScriptedAgent } from '../../src/agent/scripted-agent.ts';
 import { isInputError } from '../../src/errors.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
-import { join, requireServer } from '../livekit/helpers.ts';
+import { join, liveServer } from '../livekit/helpers.ts';
 import { receivingAvatar } from './receiving-avatar.ts';
 
 describe('runScriptedAgent on a real server', () => {
-  let server: DevServer;
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = liveServer();
 
   it('times out with an InputError naming the avatar when none joins', async () => {
     const started = Date.now();
-    const err = await runScriptedAgent({ ...server, room: 'lonely', identity: 'scripted', avatarIdentity: 'nobody', lines: ['Hello.'], joinTimeoutMs: 1500 }).catch((e: unknown) => e);
+    const err = await runScriptedAgent({ ...server(), room: 'lonely', identity: 'scripted', avatarIdentity: 'nobody', lines: ['Hello.'], joinTimeoutMs: 1500 }).catch((e: unknown) => e);
     expect(isInputError(err)).toBe(true);
     expect((err as Error).message).toBe('avatar nobody: did not join and publish its video within 1500 ms');
     expect(Date.now() - started).toBeLessThan(10_000);
   });
 
   it('sends one lk.audio_stream per line and gets playback_finished for each', async () => {
-    const avatarRoom = await join(server, 'scripted-room', 'avatar-1', 'scripted');
+    const avatarRoom = await join(server(), 'scripted-room', 'avatar-1', 'scripted');
     const avatar = await receivingAvatar(avatarRoom);
     try {
       const lines = ['Hello, I am the scripted agent.', 'This is my second line.'];
-      const spoken = await runScriptedAgent({ ...server, room: 'scripted-room', identity: 'scripted', avatarIdentity: 'avatar-1', lines });
+      const spoken = await runScriptedAgent({ ...server(), room: 'scripted-room', identity: 'scripted', avatarIdentity: 'avatar-1', lines });
 
       expect(spoken.map((s) => s.text)).toEqual(lines);
       expect(avatar.streams).toHaveLength(2);

@@ -30,24 +30,35 @@ export async function join(server: DevServer, room: string, identity: string, av
   return r;
 }
 
-/**
- * A real server for the enclosing describe block (started before its tests, stopped after) and
- * `joined`, which joins like `join` and disconnects the room when the block ends.
- */
-export function liveRooms(): { joined: (room: string, identity: string, avatarFor?: string) => Promise<Room> } {
+/** A real server for the enclosing describe block (started before its tests, stopped after); the result reads it. */
+export function liveServer(): () => DevServer {
   let server: DevServer | undefined;
-  const rooms: Room[] = [];
   beforeAll(async () => {
     server = await requireServer();
   });
   afterAll(async () => {
-    await Promise.all(rooms.map((r) => r.disconnect()));
     await server?.stop();
+  });
+  return () => {
+    if (server === undefined) throw new Error('liveServer: the server has not started');
+    return server;
+  };
+}
+
+/**
+ * A real server for the enclosing describe block (liveServer) and `joined`, which joins like `join`
+ * and disconnects the room when the block ends.
+ */
+export function liveRooms(): { joined: (room: string, identity: string, avatarFor?: string) => Promise<Room> } {
+  const server = liveServer();
+  const rooms: Room[] = [];
+  // registered after liveServer's: vitest runs afterAll hooks last-first, so rooms leave before the server stops
+  afterAll(async () => {
+    await Promise.all(rooms.map((r) => r.disconnect()));
   });
   return {
     joined: async (room, identity, avatarFor) => {
-      if (server === undefined) throw new Error('liveRooms: the server has not started');
-      const r = await join(server, room, identity, avatarFor);
+      const r = await join(server(), room, identity, avatarFor);
       rooms.push(r);
       return r;
     },

@@ -4,27 +4,20 @@
  * offset and the latency a viewer sees (printed; also `npm run bench`).
  */
 import type { Room } from '@livekit/rtc-node';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ESPEAK_SAMPLE_RATE, espeakFrames } from '../../src/agent/espeak.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
 import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, RPC_PLAYBACK_FINISHED, RPC_PLAYBACK_STARTED } from '../../src/livekit/protocol.ts';
 import { rootLogger } from '../../src/log.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
 import { type AvatarSession, startAvatarSession } from '../../src/workers/avatar-session.ts';
 import { measureLiveAvatar, recordViewer, SPEECH_OPENING, type ViewerRecord, waitUntil } from '../../bench/livekit.ts';
-import { liveRooms, requireServer, sleep } from '../livekit/helpers.ts';
+import { liveRooms, liveServer, sleep } from '../livekit/helpers.ts';
 
 describe('avatar session on a real LiveKit server', () => {
-  let server: DevServer;
-  beforeAll(async () => {
-    server = await requireServer();
-  });
-  afterAll(async () => {
-    await server?.stop();
-  });
+  const server = liveServer();
 
   it('speaks a line: idle and speech at ~25 fps, playback_finished, A/V offset and latency measured', async () => {
-    const f = await measureLiveAvatar({ server, room: 'speak' });
+    const f = await measureLiveAvatar({ server: server(), room: 'speak' });
     process.stdout.write(
       `live avatar: A/V offset ${f.avOffsetMs} ms (r = ${f.avCorrelation.toFixed(3)}; target |offset| <= 40), ` +
         `latency ${f.latencyMs.toFixed(0)} ms (target < 150), idle ${f.idleFps.toFixed(1)} fps, speech ${f.speechFps.toFixed(1)} fps, ` +
