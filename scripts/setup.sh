@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(ffmpeg espeak-ng chromium python3-torch python3-onnx python3-numpy)
+packages=(ffmpeg espeak-ng chromium python3-torch python3-onnx python3-numpy python3-pil)
 missing=()
 for p in "${packages[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if ((${#missing[@]})); then
@@ -16,6 +16,7 @@ fi
 
 bash scripts/install-livekit-server.sh
 
-# onnxruntime-node's install script would fetch CUDA libraries from NuGet: skip it (CPU and WebGPU are bundled).
+# onnxruntime-node's install script would fetch CUDA libraries from NuGet: package.json's allowScripts denies it
+# (npm >= 11.16); the variable covers older npm. CPU and WebGPU are bundled.
 export ONNXRUNTIME_NODE_INSTALL=skip
 npm ci --no-audit --no-fund

@@ -10,11 +10,12 @@
  * on it (the mp4-file sink releases the audio budget there). ffmpeg is started so that it takes both
  * pipes even when they are fed strictly one frame at a time (see `mp4Args`).
  *
- * The file is written to a hidden temporary name beside `path` and renamed onto `path` when ffmpeg
- * exits cleanly; `abort()` kills ffmpeg and removes the temporary file.
+ * The folder of `path` is created when missing (an InputError naming it when it cannot be). The file is
+ * written to a hidden temporary name beside `path` and renamed onto `path` when ffmpeg exits cleanly;
+ * `abort()` kills ffmpeg and removes the temporary file.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
 import { rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -59,6 +60,11 @@ export class Mp4Encoder {
     readonly path: string,
     format: Mp4Format,
   ) {
+    try {
+      mkdirSync(dirname(path), { recursive: true });
+    } catch (e) {
+      throw new InputError(path, `cannot create its folder ${dirname(path)}: ${(e as NodeJS.ErrnoException).code ?? String(e)}`);
+    }
     this.tmpPath = join(dirname(path), `.${basename(path)}.${process.pid}-${serial++}.partial`);
     this.child = spawn('ffmpeg', mp4Args(format, this.tmpPath), { stdio: ['pipe', 'ignore', 'pipe', 'pipe'] });
     const [stdin, , stderr, fd3] = this.child.stdio;
