@@ -6,47 +6,50 @@
   TopK on occupied * (LATTICE - k) picks the first `samples` occupied points in marching order.
 - compositing: T_i = exp(-DT * exclusive_cumsum(sigma)) (a cumsum of the shifted row: no
   cancellation when one sigma is huge); sample i counts iff T_(i-1) >= 1e-4 (the CUDA early stop).
+- WebGPU: its kernels take float, int32 and uint32 only (no Or, no int64 arithmetic), so every computed value is
+  float32, bool or int32; int64 appears only as Gather / GatherElements indices (a Cast just before the Gather)
+  and TopK's indices. Integer values computed in float32 are exact (all below 2^24).
 """
 import torch
 from torch import nn
 
 from .grid import TORSO, TRIPLANE, dense_tables
 from .marcher import (DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, rotate,
-                      unpack_bitfield, voxel)
+                      unpack_bitfield)
 from .model import HeadNet, TorsoNet
 from .reference import PLANES, torso_occupancy
 
 
 class GatherGrid(nn.Module):
-    """Bilinear multi-level lookup from a flat table. Tri-plane: dense textures; torso: tiled with Mod."""
+    """Bilinear multi-level lookup from a flat table, tiled (the torso grid); int32 corner arithmetic."""
 
-    def __init__(self, table, bases, strides, scales, level_dim, modulo=None):
+    def __init__(self, table, bases, strides, scales, level_dim, modulo):
         super().__init__()
         self.register_buffer('table', table.float())
-        self.register_buffer('bases', bases.long())
-        self.register_buffer('strides', strides.long())
+        self.register_buffer('bases', bases.int())
+        self.register_buffer('strides', strides.int())
         self.register_buffer('scales', torch.tensor([float(s) for s in scales], dtype=torch.float32))
-        self.register_buffer('modulo', None if modulo is None else modulo.long())
+        self.register_buffer('modulo', modulo.int())
         self.level_dim = level_dim
 
     def forward(self, x):
         x01 = (x + 1.0) / 2.0
-        inside = ((x01 >= 0) & (x01 <= 1)).all(dim=-1, keepdim=True)
+        inside = ((x01 >= 0) & (x01 <= 1)).float().amin(dim=-1, keepdim=True)
         pos = torch.clamp(x01, 0.0, 1.0)[:, None, :] * self.scales[None, :, None] + 0.5
         g = torch.floor(pos)
         f = pos - g
-        g = g.long()
+        g = g.int()
         acc = 0
         for corner in range(4):
             bx, by = corner & 1, (corner >> 1) & 1
             wx = f[:, :, 0] if bx else 1 - f[:, :, 0]
             wy = f[:, :, 1] if by else 1 - f[:, :, 1]
             idx = (g[:, :, 0] + bx) + (g[:, :, 1] + by) * self.strides
-            if self.modulo is not None:
-                idx = torch.remainder(idx, self.modulo)
-            vals = self.table[idx + self.bases]
+            # idx % modulo as int32 Div (idx >= 0: truncation is floor); WebGPU has no Mod kernel
+            idx = idx - torch.div(idx, self.modulo, rounding_mode='trunc') * self.modulo
+            vals = self.table[(idx + self.bases).long()]
             acc = acc + (wx * wy)[:, :, None] * vals
-        return acc.reshape(x.shape[0], -1) * inside.float()
+        return acc.reshape(x.shape[0], -1) * inside
 
 
 class TriplaneGrid(nn.Module):
@@ -147,8 +150,10 @@ class RenderGraph(nn.Module):
         o = pose[:3, 3].reshape(1, 3)
         near, far = near_far(o.expand(p, 3), d)
         t = near[:, None] + self.lattice[None, :] * DT
-        v = voxel(clamp_aabb(o[:, None, :] + t[:, :, None] * d[:, None, :]))
-        occupied = (self.occ[v[:, :, 0] * (GRID * GRID) + v[:, :, 1] * GRID + v[:, :, 2]] > 0) & (t < far[:, None])
+        v = torch.floor(torch.clamp(0.5 * (clamp_aabb(o[:, None, :] + t[:, :, None] * d[:, None, :]) + 1) * GRID,
+                                    0.0, GRID - 1.0))
+        cell = v[:, :, 0] * float(GRID * GRID) + v[:, :, 1] * float(GRID) + v[:, :, 2]
+        occupied = (self.occ[cell.long()].float() > 0.0) & (t < far[:, None])
         score = occupied.float() * (LATTICE - self.lattice)[None, :]
         top, index = torch.topk(score, s, dim=1)
         taken = top > 0
