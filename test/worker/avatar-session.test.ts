@@ -120,9 +120,10 @@ describe('avatar session: interruption and sharing', () => {
     process.stdout.write(`clear_buffer: ${speechFramesAfter} speech frame(s) reached the viewer after the RPC returned\n`);
     expect(speechFramesAfter).toBeGreaterThanOrEqual(0);
     expect(speechFramesAfter).toBeLessThanOrEqual(2);
-    const settled = after.filter((f) => f.at > returned + 150);
-    expect(settled.length).toBeGreaterThan(12);
-    expect(settled.every((f) => f.opening < IDLE)).toBe(true);
+    // The promise: at most 2 speech frames after the RPC returned, then idle only (when they arrive is the
+    // network's and the machine's; the bench measures it), and frames keep coming.
+    expect(after.slice(speechFramesAfter).every((f) => f.opening < IDLE)).toBe(true);
+    expect(after.length).toBeGreaterThan(12);
 
     // The first stream is still open (its end never came); the next segment plays in full.
     const short = await speechBytes('Sorry, go ahead.');
