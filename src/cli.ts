@@ -6,16 +6,23 @@
  *
  * Bad input ends with exit status 1 and one line naming the file and the problem (no stack trace);
  * an unexpected failure ends with status 70 (stack with --verbose). Warnings are plain lines on stderr.
+ * `render` writes only to an absent path or a regular file other than its input (checked before rendering);
+ * SIGINT or SIGTERM during a render stops it, removes the partial file and exits with 128 + the signal
+ * number after one line. Whatever the way out, no partial file is left behind.
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import { constants } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { lastValueFrom, tap } from 'rxjs';
+import { type Observable, type Subscription } from 'rxjs';
 import { pino, type Logger } from 'pino';
 import { isInputError } from './errors.ts';
 import { probe } from './media/ffprobe.ts';
+import { Mp4Encoder } from './media/mp4-encoder.ts';
+import { checkOutputPath } from './media/output-path.ts';
+import type { SinkProgress } from './pipelines/element.ts';
 import { loadPipeline } from './pipelines/spec.ts';
 import { registry } from './pipelines/registry.ts';
 import { runPipeline } from './pipelines/run.ts';
@@ -74,6 +81,41 @@ function progressBar(total: number | null): (seconds: number) => void {
         : `[${'#'.repeat(Math.min(width, Math.round((seconds / total) * width))).padEnd(width, '.')}] ${seconds.toFixed(1)}/${total.toFixed(1)} s`;
     process.stderr.write(`\r${line}`);
   };
+}
+
+/** A render stopped by a signal. */
+class Interrupted extends Error {
+  constructor(readonly signal: NodeJS.Signals) {
+    super(`interrupted by ${signal}; no output written`);
+  }
+}
+
+/**
+ * Runs a render to its end and resolves with its last progress. SIGINT, SIGTERM, or an error thrown outside the
+ * pipeline's own error channel (an uncaught exception or rejection) unsubscribes it first, which kills ffmpeg and
+ * removes the partial file; it then rejects once every ffmpeg is gone. A failed render also waits for that.
+ */
+function runToEnd(progress: Observable<SinkProgress>, onProgress: (p: SinkProgress) => void): Promise<SinkProgress> {
+  return new Promise((resolve, reject) => {
+    let last: SinkProgress = { frames: 0, seconds: 0 };
+    let sub: Subscription | undefined;
+    const settle = (outcome: () => void): void => {
+      process.off('SIGINT', onSignal).off('SIGTERM', onSignal).off('uncaughtException', onCrash).off('unhandledRejection', onCrash);
+      sub?.unsubscribe();
+      void Mp4Encoder.settled().then(outcome);
+    };
+    const onSignal = (signal: NodeJS.Signals): void => settle(() => reject(new Interrupted(signal)));
+    const onCrash = (e: unknown): void => settle(() => reject(e));
+    process.once('SIGINT', onSignal).once('SIGTERM', onSignal).on('uncaughtException', onCrash).on('unhandledRejection', onCrash);
+    sub = progress.subscribe({
+      next: (p) => {
+        last = p;
+        onProgress(p);
+      },
+      error: (e: unknown) => settle(() => reject(e)),
+      complete: () => settle(() => resolve(last)),
+    });
+  });
 }
 
 /** python/, where the synctalk_live package lives. */
@@ -152,10 +194,11 @@ async function render(args: string[]): Promise<void> {
     source: { path: values.audio },
     sink: { path: values.out },
   });
+  checkOutputPath(values.out, [values.audio]);
   const tty = process.stderr.isTTY === true;
   const started = performance.now();
   const show = tty ? progressBar(await wavSeconds(values.audio).catch(() => null)) : () => undefined;
-  const done = await lastValueFrom(runPipeline(pipeline, { log }).pipe(tap((p) => show(p.seconds))), { defaultValue: { frames: 0, seconds: 0 } });
+  const done = await runToEnd(runPipeline(pipeline, { log }), (p) => show(p.seconds));
   if (tty) process.stderr.write('\r\x1b[K');
   const wall = (performance.now() - started) / 1000;
   const info = await probe(values.out).catch(() => undefined);
@@ -185,6 +228,10 @@ export async function main(argv: string[]): Promise<number> {
     if (e instanceof UsageError || (e instanceof TypeError && 'code' in e && String(e.code).startsWith('ERR_PARSE_ARGS'))) {
       process.stderr.write(`${PROG}: ${e.message}\n${USAGE}\n`);
       return 2;
+    }
+    if (e instanceof Interrupted) {
+      process.stderr.write(`${process.stderr.isTTY === true ? '\r\x1b[K' : ''}${PROG}: ${e.message}\n`);
+      return 128 + constants.signals[e.signal];
     }
     if (isInputError(e) || e instanceof ExportError) {
       process.stderr.write(`${PROG}: ${e.message}\n`);

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { execFile } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { encodeWav, type WavEncodeOptions } from './helpers/wav-writer.ts';
 import { probe } from '../src/media/ffprobe.ts';
@@ -152,5 +152,76 @@ describe('synctalk-live render: bad input gives one clean line and leaves no MP4
     const run = await cli('render', '--audio');
     expect(run.code).toBe(2);
     expect(run.stderr).toMatch(/^synctalk-live: .*\nusage:/);
+  });
+});
+
+/** A CLI run that must fail cleanly: its status, one stderr line, the input unchanged, nothing left in `outDir`. */
+const cleanFailure = async (run: Run, status: number, outDir: string, input: { path: string; bytes: Buffer }): Promise<string> => {
+  expect(run.code).toBe(status);
+  expect(run.stdout).toBe('');
+  const lines = run.stderr.trimEnd().split('\n');
+  expect(lines).toHaveLength(1);
+  expect(readFileSync(input.path).equals(input.bytes)).toBe(true);
+  expect(readdirSync(outDir).filter((n) => n.endsWith('.partial'))).toEqual([]);
+  return lines[0];
+};
+
+describe('synctalk-live render: the output path is never anything but a new or regular file', () => {
+  const wav = (): { path: string; bytes: Buffer } => {
+    const bytes = encodeWav(speechLike(0.5, 16_000, 1), { sampleRate: 16_000, channels: 1, encoding: 'pcm', bitsPerSample: 16 });
+    const path = join(mkdtempSync(join(dir, 'in-')), 'in.wav');
+    writeFileSync(path, bytes);
+    return { path, bytes };
+  };
+
+  it('a path under a regular file: one line naming it, no stack trace', async () => {
+    const input = wav();
+    const out = join(input.path, 'x.mp4');
+    const line = await cleanFailure(await cli('render', '--audio', input.path, '--out', out), 1, dirname(input.path), input);
+    expect(line).toBe(`synctalk-live: ${out}: cannot be written: a folder on its path is a file (ENOTDIR)`);
+  });
+
+  it('--out the same file as --audio (also through a link) is refused and the WAV is untouched', async () => {
+    const input = wav();
+    const line = await cleanFailure(await cli('render', '--audio', input.path, '--out', input.path), 1, dirname(input.path), input);
+    expect(line).toBe(`synctalk-live: ${input.path}: is the input file ${input.path}; refusing to overwrite it`);
+    const link = join(dirname(input.path), 'link.mp4');
+    symlinkSync(input.path, link);
+    expect(await cleanFailure(await cli('render', '--audio', input.path, '--out', link), 1, dirname(input.path), input)).toMatch(/link\.mp4: is the input file/);
+    expect(lstatSync(link).isSymbolicLink()).toBe(true);
+  });
+
+  it.each([
+    ['a FIFO', (p: string) => execFileSync('mkfifo', [p]), 'a FIFO (named pipe)', (p: string) => lstatSync(p).isFIFO()],
+    ['a device node', (p: string) => execFileSync('mknod', [p, 'c', '1', '3']), 'a character device', (p: string) => lstatSync(p).isCharacterDevice()],
+    ['a directory', (p: string) => mkdirSync(join(p, 'inside'), { recursive: true }), 'a directory', (p: string) => readdirSync(p).length === 1],
+  ])('%s as --out is refused before rendering and left as it was', async (_name, make, kind, intact) => {
+    const input = wav();
+    const out = join(dirname(input.path), 'target');
+    make(out);
+    const line = await cleanFailure(await cli('render', '--audio', input.path, '--out', out), 1, dirname(input.path), input);
+    expect(line).toBe(`synctalk-live: ${out}: is ${kind}, not a regular file; refusing to replace it (give a file path for the output)`);
+    expect(intact(out)).toBe(true);
+  });
+
+  it.each([
+    ['SIGTERM', 143],
+    ['SIGINT', 130],
+  ] as const)('%s during a render stops it, removes the partial file and says so in one line', { timeout: 120_000 }, async (signal, status) => {
+    const bytes = encodeWav(speechLike(60, 16_000, 1), { sampleRate: 16_000, channels: 1, encoding: 'pcm', bitsPerSample: 16 });
+    const input = { path: join(mkdtempSync(join(dir, 'sig-')), 'long.wav'), bytes };
+    writeFileSync(input.path, bytes);
+    const outDir = mkdtempSync(join(dir, 'sig-out-'));
+    const child = execFile(process.execPath, [BIN, 'render', '--audio', input.path, '--out', join(outDir, 'long.mp4')], { timeout: 110_000 }, () => undefined);
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+    for (let i = 0; i < 4000 && !readdirSync(outDir).some((n) => n.endsWith('.partial')); i++) await new Promise((r) => setTimeout(r, 20));
+    expect({ partial: readdirSync(outDir).some((n) => n.endsWith('.partial')), stderr }).toEqual({ partial: true, stderr: '' });
+    child.kill(signal);
+    const code = await exited;
+    const line = await cleanFailure({ code: code ?? -1, stdout: '', stderr }, status, outDir, input);
+    expect(line).toBe(`synctalk-live: interrupted by ${signal}; no output written`);
+    expect(readdirSync(outDir)).toEqual([]);
   });
 });

@@ -1,4 +1,5 @@
-import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { lstatSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { concat, EMPTY, lastValueFrom, Observable, of, Subject, take, tap, throwError, toArray } from 'rxjs';
@@ -153,11 +154,33 @@ describe('mp4-file leaves no file behind', () => {
   });
 
   it('when ffmpeg fails, with its last stderr line in one error line', async () => {
-    const path = join(dir, 'missing-folder', 'out.mp4');
-    const error = await lastValueFrom(sink(path, context())(syntheticAv({ seconds: 0.4, sampleRate: 16000, channels: 1 }))).catch((e: Error) => e);
+    const path = join(dir, 'odd.mp4');
+    const spec = { fps: 25, width: 33, height: 33, sampleRate: 16000, channels: 1 };
+    const frames = Array.from({ length: 5 }, (_, i) => avFrame(i, spec, [new Uint8Array(33 * 33 * 4)]));
+    const error = await lastValueFrom(sink(path, context())(of(...frames))).catch((e: Error) => e);
     expect(error).toBeInstanceOf(Error);
-    expect((error as Error).message).toMatch(new RegExp(`^${path}: ffmpeg exited with code \\d+: .*No such file or directory$`));
-    expect(readdirSync(dir)).toEqual([]);
+    expect((error as Error).message).toMatch(new RegExp(`^${path}: ffmpeg exited with code \\d+: .*`));
+    expect((error as Error).message).not.toContain('\n');
+    expect(await emptied(dir)).toEqual([]);
+  });
+
+  it('creates a missing folder for the file', async () => {
+    const path = join(dir, 'new-folder', 'out.mp4');
+    await lastValueFrom(sink(path, context())(syntheticAv({ seconds: 0.2, sampleRate: 16000, channels: 1 })));
+    expect(readdirSync(join(dir, 'new-folder'))).toEqual(['out.mp4']);
+  });
+
+  it('never replaces a directory or a FIFO, and a path under a file is one error, not a crash', async () => {
+    const input = () => syntheticAv({ seconds: 0.2, sampleRate: 16000, channels: 1 });
+    mkdirSync(join(dir, 'folder'));
+    await expect(lastValueFrom(sink(join(dir, 'folder'), context())(input()))).rejects.toThrow(`${join(dir, 'folder')}: is a directory, not a regular file; refusing to replace it`);
+    execFileSync('mkfifo', [join(dir, 'fifo')]);
+    await expect(lastValueFrom(sink(join(dir, 'fifo'), context())(input()))).rejects.toThrow(/fifo: is a FIFO \(named pipe\), not a regular file/);
+    expect(lstatSync(join(dir, 'fifo')).isFIFO()).toBe(true);
+    writeFileSync(join(dir, 'file'), 'x');
+    await expect(lastValueFrom(sink(join(dir, 'file', 'x.mp4'), context())(input()))).rejects.toThrow(`${join(dir, 'file', 'x.mp4')}: cannot be written: a folder on its path is a file (ENOTDIR)`);
+    expect((await emptied(dir)).sort()).toEqual(['fifo', 'file', 'folder']);
+    expect(readdirSync(join(dir, 'folder'))).toEqual([]);
   });
 
   it('when ffmpeg is not installed', async () => {

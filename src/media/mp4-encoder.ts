@@ -12,7 +12,9 @@
  *
  * The folder of `path` is created when missing (an InputError naming it when it cannot be). The file is
  * written to a hidden temporary name beside `path` and renamed onto `path` when ffmpeg exits cleanly;
- * `abort()` kills ffmpeg and removes the temporary file.
+ * only a regular file or nothing is replaced (checkOutputPath, at the start and again before the rename).
+ * `abort()` kills ffmpeg and removes the temporary file; it never throws. `Mp4Encoder.settled()` waits
+ * for every ffmpeg of this process to be gone (and its temporary file removed), for a clean exit on a signal.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, rmSync } from 'node:fs';
@@ -20,6 +22,7 @@ import { rename } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { Writable } from 'node:stream';
 import { InputError } from '../errors.ts';
+import { checkOutputPath } from './output-path.ts';
 import { StderrTail } from './stderr-tail.ts';
 
 export interface Mp4Format {
@@ -39,6 +42,17 @@ export interface Mp4Format {
 }
 
 let serial = 0;
+/** The exits of the encoders whose ffmpeg still runs. */
+const running = new Set<Promise<unknown>>();
+
+/** Removes `path` if it is there; never throws (the folder may be gone or not a folder). */
+const removeQuietly = (path: string): void => {
+  try {
+    rmSync(path, { force: true });
+  } catch {
+    // nothing was written there, or it cannot be reached: either way no partial file is left by us
+  }
+};
 
 export class Mp4Encoder {
   /** Where ffmpeg writes until it exits cleanly. */
@@ -60,6 +74,7 @@ export class Mp4Encoder {
     readonly path: string,
     format: Mp4Format,
   ) {
+    checkOutputPath(path);
     try {
       mkdirSync(dirname(path), { recursive: true });
     } catch (e) {
@@ -91,7 +106,7 @@ export class Mp4Encoder {
         ),
       );
       this.child.once('close', (code: number | null, signal: NodeJS.Signals | null) => {
-        if (this.aborted) rmSync(this.tmpPath, { force: true });
+        if (this.aborted) removeQuietly(this.tmpPath);
         if (code === 0 && this.ending) {
           resolve();
           return;
@@ -100,6 +115,13 @@ export class Mp4Encoder {
         reject(new InputError(path, `${how}: ${this.stderr.lastLine(this.pipeError?.message ?? 'no message')}`));
       });
     });
+    const exit = this.exited.catch(() => undefined).finally(() => running.delete(exit));
+    running.add(exit);
+  }
+
+  /** Resolves once no ffmpeg started by an encoder of this process runs any more. */
+  static async settled(): Promise<void> {
+    while (running.size > 0) await Promise.all(running);
   }
 
   /** Queues one frame's video (RGBA) and audio (interleaved float32); `done` once both pipes took them. */
@@ -118,7 +140,9 @@ export class Mp4Encoder {
     this.video.end();
     this.audio.end();
     await this.exited;
-    if (!this.aborted) await rename(this.tmpPath, this.path);
+    if (this.aborted) return;
+    checkOutputPath(this.path);
+    await rename(this.tmpPath, this.path);
   }
 
   /** Kills ffmpeg and removes the partial file (again once ffmpeg is gone, in case it was still opening it). */
@@ -127,7 +151,7 @@ export class Mp4Encoder {
     this.kill();
     this.video.destroy();
     this.audio.destroy();
-    rmSync(this.tmpPath, { force: true });
+    removeQuietly(this.tmpPath);
   }
 
   private kill(): void {

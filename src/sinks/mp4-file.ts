@@ -16,8 +16,9 @@
  * other than av and flush are ignored.
  *
  * The output completes once the file is complete and renamed onto `path`. On an error (in the input,
- * from ffmpeg, or a frame that does not match the first), on unsubscribe before completion, or when
- * the input ends without any frame, ffmpeg is killed and no file is left behind.
+ * from ffmpeg, a frame that does not match the first, or a `path` that is not a regular file or absent:
+ * a directory, FIFO or device is never replaced), on unsubscribe before completion, or when the input
+ * ends without any frame, ffmpeg is killed and no file is left behind.
  */
 import { Observable } from 'rxjs';
 import { z } from 'zod';
@@ -88,7 +89,12 @@ export const mp4File: SinkElement<typeof params> = {
           return;
         }
         if (!encoder) {
-          encoder = new Mp4Encoder(p.path, { ...f, fps: ctx.fps, crf: p.crf, preset: p.preset, audioBitrate: p.audioBitrate });
+          try {
+            encoder = new Mp4Encoder(p.path, { ...f, fps: ctx.fps, crf: p.crf, preset: p.preset, audioBitrate: p.audioBitrate });
+          } catch (e) {
+            fail(e);
+            return;
+          }
           encoder.exited.catch(fail);
           ctx.log.debug({ path: p.path, ...f, fps: ctx.fps }, 'ffmpeg started');
         }
