@@ -68,7 +68,7 @@ eyes = data.eyes(False)
 spec = mel.melspectrogram(np.fromfile(wav, dtype=np.float32).astype(np.float64)).astype(np.float32)
 windows = np.stack([spec[:, s:s + 16] for s in mel.window_starts(spec.shape[1])])[:, None]
 ave, head = load_ave(root / 'audio_visual_encoder.pth'), load_audio_head(ckpt, sd)
-ref = Reference(sd, 'portrait', data.height, data.width, data.intrinsics, 16)
+ref = Reference(sd, 'portrait', data.height, data.width, data.intrinsics)
 frames = []
 with torch.no_grad():
     per_frame = align_features(ave(torch.from_numpy(windows)))

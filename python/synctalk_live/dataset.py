@@ -90,8 +90,8 @@ class SyncTalkData:
         return self.ori_u8(i).astype(np.float32) / 255.0
 
     def face_mask(self, i):
-        """Portrait blend weight m = (255 - G) / 255, [H, W, 1] float32."""
-        return self.mask_u8(i).astype(np.float32) / 255.0
+        """Portrait blend weight m = (255 - G) / 255.0, [H, W, 1] float64 (as SyncTalk reads it)."""
+        return self.mask_u8(i) / 255.0
 
     def background(self, i, torso_mode):
         """Float [H, W, 3]: bc.jpg (torso mode) or torso_imgs/<id>.png alpha-composited over bc.jpg."""

@@ -1,13 +1,17 @@
-"""Rays, near/far and the occupancy ray marcher of SyncTalk's CUDA `raymarching`, reproduced on a fixed lattice.
+"""Rays, near/far and the occupancy ray marcher of SyncTalk's CUDA `raymarching` with its `run_cuda` test loop.
 
 - Poses: `nerf_matrix_to_ngp` (rows (1, 2, 0), columns 1 and 2 negated, translation x4).
 - Rays: pixel centres (col + 0.5, row + 0.5), d = normalize((i - cx)/fx, (j - cy)/fy, 1) @ R^T, o = pose[:3, 3].
 - near/far: slab test on AABB [-1, -0.5, -1, 1, 0.5, 1]; misses get FLT_MAX; near >= MIN_NEAR.
-- Samples: t_k = near + k * DT (DT = 2 sqrt(3) / 128, constant because dt_gamma * t is clamped), k while t_k < far,
-  position clamped to the AABB, taken only if its voxel (floor(clamp((x + 1) / 2 * 128, 0, 127))) is set in the
-  128^3 occupancy bitfield (Morton order); the first `samples` taken samples are kept.
-- Compositing: alpha = 1 - exp(-sigma DT), T = 1 - sum(w), w = alpha T, stop after the first sample with T < 1e-4;
-  image += (1 - sum(w)) * background, clamped to [0, 1].
+- Marching (`march_rays`): a float32 running t from near; the step is the constant DT = 2 sqrt(3) / 128 (dt_gamma t
+  is clamped to it); the point clamp(o + t d, -1, 1) is a sample if its voxel (floor(clamp((x + 1) / 2 * 128, 0,
+  127))) is set in the 128^3 occupancy bitfield (Morton order), then t += DT; an empty voxel is skipped with
+  `do { t += DT } while (t < tt)`, tt its exit point along the ray.
+- Schedule (`render_rays`): every pixel's ray starts alive; while step < 16: n_step = max(min(N // n_alive, 8), 1),
+  every alive ray takes up to n_step more samples, composite, rays with fewer samples or stopped die, step +=
+  n_step. A ray that survives takes 16 to 23 samples.
+- Compositing (`composite_rays`): alpha = 1 - exp(-sigma DT), T = 1 - sum(w) (float32), w = alpha T, stop after the
+  first sample with T < 1e-4; image += (1 - sum(w)) * background, clamped to [0, 1] (the caller).
 """
 import math
 
@@ -19,6 +23,11 @@ MIN_NEAR = 0.05
 GRID = 128
 DT = 2 * math.sqrt(3) / GRID
 T_THRESH = 1e-4
+MAX_STEPS = 16
+MAX_COMPACT = 8
+BOUND = 1.0
+DT32 = torch.tensor(DT, dtype=torch.float32)
+T_THRESH32 = torch.tensor(T_THRESH, dtype=torch.float32)
 FLT_MAX = float(np.finfo(np.float32).max)
 LATTICE = int(math.ceil(math.sqrt(2 ** 2 + 1 ** 2 + 2 ** 2) / DT)) + 1
 
@@ -109,22 +118,99 @@ def clamp_aabb(p):
     return torch.max(torch.min(p, torch.tensor(AABB[3:])), torch.tensor(AABB[:3]))
 
 
-def march(o, d, near, far, occ, samples):
-    """First `samples` occupied lattice points per ray: t [P, S] and taken mask [P, S] (t = 0 where not taken)."""
+def sample_points(o, d, t):
+    """The kernel's sample position: clamp(o + t d, -bound, bound) in float32 (o, d [n, 3], t [n])."""
+    return torch.clamp(o + t[:, None] * d, -BOUND, BOUND)
+
+
+def next_voxel_t(p, d, t, v):
+    """The kernel's skip target tt = t + max(0, min over axes of (boundary - x) / d), boundary = the far face of
+    voxel v along d; in float32 op by op (fmin/fmax: a NaN from 0 * inf is ignored, as fminf/fmaxf do)."""
+    sign = torch.copysign(torch.ones_like(d), d)
+    boundary = (v.float() + 0.5 + 0.5 * sign) * (1.0 / GRID) * 2 - 1
+    dist = (boundary - p) * torch.reciprocal(d)
+    nearest = torch.fmin(dist[:, 0], torch.fmin(dist[:, 1], dist[:, 2]))
+    return t + torch.fmax(torch.zeros_like(nearest), nearest)
+
+
+def march_rays(o, d, t, far, occ, n_step):
+    """`kernel_march_rays` (perturb off): from the running t [n] of each ray, up to n_step occupied samples before
+    far. An occupied point is written and then `t += dt`; an empty one sets tt = `next_voxel_t` and does
+    `do { t += dt } while (t < tt)`; every add in float32. Returns xyz [n, n_step, 3], the sample's t
+    [n, n_step] (0 where not written), the count [n] and the t where marching stopped [n]."""
     n = o.shape[0]
-    t_out = torch.zeros(n, samples)
-    taken = torch.zeros(n, samples, dtype=torch.bool)
+    xyz = torch.zeros(n, n_step, 3)
+    ts = torch.zeros(n, n_step)
     count = torch.zeros(n, dtype=torch.int64)
-    rows = torch.arange(n)
-    for k in range(LATTICE):
-        t = near + k * DT
-        v = voxel(clamp_aabb(o + t[:, None] * d))
-        ok = (t < far) & occ[v[:, 0], v[:, 1], v[:, 2]] & (count < samples)
-        slot = torch.clamp(count, max=samples - 1)
-        t_out[rows[ok], slot[ok]] = t[ok]
-        taken[rows[ok], slot[ok]] = True
-        count = count + ok.long()
-    return t_out, taken
+    t = t.clone()
+    active = t < far
+    while bool(active.any()):
+        idx = active.nonzero()[:, 0]
+        ta = t[idx]
+        p = sample_points(o[idx], d[idx], ta)
+        v = voxel(p)
+        hit = occ[v[:, 0], v[:, 1], v[:, 2]]
+        h = idx[hit]
+        xyz[h, count[h]] = p[hit]
+        ts[h, count[h]] = ta[hit]
+        t[h] = ta[hit] + DT32
+        count[h] += 1
+        e = idx[~hit]
+        tt = next_voxel_t(p[~hit], d[e], ta[~hit], v[~hit])
+        te = ta[~hit] + DT32
+        pending = te < tt
+        while bool(pending.any()):
+            te = torch.where(pending, te + DT32, te)
+            pending = te < tt
+        t[e] = te
+        active = (t < far) & (count < n_step)
+    return xyz, ts, count, t
+
+
+def composite_rays(sigma, rgb, count, n_step, wsum, image):
+    """`kernel_composite_rays` (the triplane variant's rgb part) on one iteration's samples: sigma [n, n_step],
+    rgb [n, n_step, 3], count [n] samples written; wsum [n] and image [n, 3] are updated in place. Per sample
+    in order: stop at an unwritten sample; alpha = 1 - exp(-sigma dt), T = 1 - wsum, w = alpha T, wsum += w,
+    image += w rgb; stop after the sample if T < T_THRESH. Returns `alive` [n]: all n_step samples composited
+    without a stop (the ray marches on in the next iteration)."""
+    going = torch.ones(count.shape[0], dtype=torch.bool)
+    for k in range(n_step):
+        going = going & (count > k)
+        alpha = 1.0 - torch.exp(-sigma[:, k] * DT32)
+        trans = 1.0 - wsum
+        w = alpha * trans
+        wsum.copy_(torch.where(going, wsum + w, wsum))
+        image.copy_(torch.where(going[:, None], image + w[:, None] * rgb[:, k], image))
+        going = going & (trans >= T_THRESH32)
+    return going
+
+
+def render_rays(o, d, near, far, occ, field, max_steps=MAX_STEPS):
+    """SyncTalk's `run_cuda` test loop over all N rays of a frame (o, d [N, 3], near, far [N]):
+    while step < max_steps and rays are alive: n_step = max(min(N // n_alive, 8), 1); march every alive ray
+    n_step samples from its t, evaluate `field(xyz [M, 3], dirs [M, 3]) -> sigma [M], rgb [M, 3]`, composite;
+    rays that got fewer than n_step samples or stopped die; the others continue from the t after their last
+    sample; step += n_step. Returns wsum [N], image [N, 3] (before the background) and the schedule: a list
+    of (n_alive, n_step) per iteration."""
+    n = o.shape[0]
+    wsum, image = torch.zeros(n), torch.zeros(n, 3)
+    rays_t = near.clone()
+    alive = torch.arange(n)
+    step, schedule = 0, []
+    while step < max_steps and alive.numel() > 0:
+        n_alive = alive.numel()
+        n_step = max(min(n // n_alive, MAX_COMPACT), 1)
+        schedule.append((n_alive, n_step))
+        xyz, _, count, t_end = march_rays(o[alive], d[alive], rays_t[alive], far[alive], occ, n_step)
+        sigma, rgb = field(xyz.reshape(-1, 3), d[alive].repeat_interleave(n_step, dim=0))
+        ws, im = wsum[alive], image[alive]
+        going = composite_rays(sigma.reshape(n_alive, n_step), rgb.reshape(n_alive, n_step, 3), count, n_step,
+                               ws, im)
+        wsum[alive], image[alive] = ws, im
+        rays_t[alive] = t_end
+        alive = alive[going]
+        step += n_step
+    return wsum, image, schedule
 
 
 def occupied_boxes(occ, block=4):
@@ -178,20 +264,3 @@ def visible_pixels(occ, poses, height, width, intrinsics, margin=1.5):
         for r, c, sign in ((r0, c0, 1), (r0, c1, -1), (r1, c0, -1), (r1, c1, 1)):
             diff.index_put_((r[ok], c[ok]), torch.full_like(r[ok], sign), accumulate=True)
     return (diff.cumsum(0).cumsum(1)[:height, :width] > 0).reshape(-1)
-
-
-def composite(sigma, rgb, taken):
-    """CUDA compositing loop over samples: returns weight sum [P] and colour [P, 3]."""
-    n, s = taken.shape
-    wsum = torch.zeros(n)
-    image = torch.zeros(n, 3)
-    alive = torch.ones(n, dtype=torch.bool)
-    for k in range(s):
-        alive = alive & taken[:, k]
-        alpha = 1.0 - torch.exp(-sigma[:, k] * DT)
-        trans = 1.0 - wsum
-        w = torch.where(alive, alpha * trans, torch.zeros_like(alpha))
-        wsum = wsum + w
-        image = image + w[:, None] * rgb[:, k]
-        alive = alive & (trans >= T_THRESH)
-    return wsum, image

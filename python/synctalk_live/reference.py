@@ -1,15 +1,20 @@
 """One SyncTalk frame end to end in plain PyTorch (the numeric reference for the exported graphs).
 
-`Reference(sd, mode, height, width, intrinsics, samples, mean_density_torso)`:
-  `.render(pose, enc_a, eye, background, ori=None, mask=None, anchor=None)` -> RGB [H, W, 3] float32 in [0, 1].
-pose is the ngp-converted c2w [4, 4]; background [H, W, 3]; ori/mask (portrait) [H, W, 3] / [H, W, 1];
-anchor (torso) [1, 6] from `model.wrapped_anchor`.
+`Reference(sd, mode, height, width, intrinsics, mean_density_torso)`:
+  `.render(pose, enc_a, eye, background, ori=None, mask=None, anchor=None)` -> RGB [H, W, 3] in [0, 1]: float32,
+  or float64 after the portrait blend (SyncTalk blends with a float64 mask);
+  `.frame(...)` (same arguments) -> uint8 [H, W, 3] = uint8(rgb * 255), truncated, as SyncTalk writes its frames.
+pose is the ngp-converted c2w [4, 4]; background [H, W, 3]; ori (portrait) [H, W, 3] float32 (ori_imgs / 255);
+mask (portrait) [H, W, 1], float64 (255 - G) / 255; anchor (torso) [1, 6] from `model.wrapped_anchor`.
+The head is marched with SyncTalk's schedule over all H x W rays (`marcher.render_rays`); `.schedule` holds the
+(n_alive, n_step) iterations of the last render.
 """
+import numpy as np
 import torch
 import torch.nn.functional as F
 
 from .grid import TORSO, TRIPLANE, grid_encode
-from .marcher import bg_coords, camera_dirs, clamp_aabb, composite, march, near_far, rays, unpack_bitfield
+from .marcher import bg_coords, camera_dirs, near_far, rays, render_rays, unpack_bitfield
 from .model import HeadNet, TorsoNet
 
 DENSITY_THRESH_TORSO = 0.01
@@ -25,8 +30,9 @@ def torso_occupancy(sd, mean_density_torso, height, width):
 
 
 class Reference:
-    def __init__(self, sd, mode, height, width, intrinsics, samples, mean_density_torso=0.0):
-        self.mode, self.height, self.width, self.samples = mode, height, width, samples
+    def __init__(self, sd, mode, height, width, intrinsics, mean_density_torso=0.0):
+        self.mode, self.height, self.width = mode, height, width
+        self.schedule = []
         self.head = HeadNet(sd)
         self.emb = {p: sd[f'encoder_{p}.embeddings'].float() for p, _ in PLANES}
         self.occ = unpack_bitfield(sd['density_bitfield'])
@@ -44,16 +50,9 @@ class Reference:
     def render(self, pose, enc_a, eye, background, ori=None, mask=None, anchor=None):
         o, d = rays(pose, self.dirs)
         near, far = near_far(o, d)
-        t, taken = march(o, d, near, far, self.occ, self.samples)
-        ray, slot = taken.nonzero(as_tuple=True)
-        xyz = clamp_aabb(o[ray] + t[ray, slot, None] * d[ray])
-        sigma_s, rgb_s = self.head(self.encode_x(xyz), d[ray], torch.as_tensor(enc_a).float(),
-                                   torch.as_tensor(eye).float().reshape(1, -1))
-        sigma = torch.zeros(taken.shape)
-        rgb = torch.zeros(*taken.shape, 3)
-        sigma[ray, slot] = sigma_s
-        rgb[ray, slot] = rgb_s
-        wsum, image = composite(sigma, rgb, taken)
+        enc_a, eye = torch.as_tensor(enc_a).float(), torch.as_tensor(eye).float().reshape(1, -1)
+        field = lambda xyz, dirs: self.head(self.encode_x(xyz), dirs, enc_a, eye)
+        wsum, image, self.schedule = render_rays(o, d, near, far, self.occ, field)
         bg = torch.as_tensor(background).float().reshape(-1, 3)
         if self.mode == 'torso':
             m = self.torso_mask
@@ -63,6 +62,9 @@ class Reference:
             bg = color * alpha + bg * (1 - alpha)
         image = torch.clamp(image + (1 - wsum)[:, None] * bg, 0.0, 1.0).reshape(self.height, self.width, 3)
         if ori is not None:
-            m = torch.as_tensor(mask).float()
-            image = image * m + torch.as_tensor(ori).float() * (1 - m)
+            m = torch.as_tensor(np.asarray(mask, dtype=np.float64))
+            image = image * m + torch.as_tensor(ori) * (1 - m)
         return image
+
+    def frame(self, *args, **kwargs):
+        return (self.render(*args, **kwargs).numpy() * 255).astype(np.uint8)

@@ -92,7 +92,7 @@ def main():
                 cases.append({'bundle': name, 'graph': 'audio.onnx', 'kind': 'feature',
                               'inputs': [w.tensor('mel', windows[k:k + 1])],
                               'expected': w.tensor('feature', feats[k:k + 1].numpy())})
-        ref = Reference(sd, mode, data.height, data.width, data.intrinsics, 16, mdt)
+        ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
         for i in (0, len(data) - 1):
             with torch.no_grad():
                 att_in = attention_window(per_frame, i)

@@ -20,7 +20,7 @@ def render_both(root, mode, au45=False, samples=16):
     sd, mdt = load_nerf_checkpoint(ckpt, 'au45' if au45 else mode)
     data = SyncTalkData(Path(root) / 'data')
     eyes = torch.from_numpy(data.eyes(au45))
-    ref = Reference(sd, mode, data.height, data.width, data.intrinsics, samples, mdt)
+    ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
     graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, samples,
                         data.bc_u8().astype(np.float32) / 255.0, mdt, ray_pixels(sd, data, mode)).eval()
     enc_a = torch.randn(1, 32, generator=torch.Generator().manual_seed(1))
