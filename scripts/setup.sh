@@ -15,6 +15,8 @@ if ((${#missing[@]})); then
 fi
 
 bash scripts/install-livekit-server.sh
+# Mesa's lavapipe (Vulkan on the CPU) in a private folder, for the WebGPU tests; the system Mesa stays.
+bash scripts/install-lavapipe.sh
 
 # onnxruntime-node's install script would fetch CUDA libraries from NuGet: package.json's allowScripts denies it
 # (npm >= 11.16); the variable covers older npm. CPU and WebGPU are bundled.

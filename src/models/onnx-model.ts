@@ -1,18 +1,28 @@
 /**
- * OnnxModel: one onnxruntime-node session, run off the main thread in its own worker thread
- * (onnx-worker.ts), because `session.run` blocks the thread it runs on for the whole inference.
+ * OnnxModel: one onnxruntime-node session, run off the main thread in a worker thread (onnx-worker.ts), because
+ * `session.run` blocks the thread it runs on for the whole inference.
  *
  * Execution providers are tried in order (default cuda, webgpu, cpu), one session per attempt:
  * onnxruntime-node does not fall back from a provider that fails to load by itself. Each failed
  * attempt is logged once, as a warning with ORT's reason; the provider finally used is logged at
  * info ("using provider cpu") and kept in `provider`.
  *
- * Sharing: one loaded model may serve many pipelines (sessions). Runs are queued per model, FIFO,
+ * Placement: ORT runs the nodes a provider has no kernel for on the CPU, silently. The first run of a model on a
+ * GPU provider reports where its nodes really ran (ORT's profile of that run, see onnx-worker.ts), logged once at
+ * info, e.g. "runs on webgpu: 480 nodes on webgpu, 13 nodes on cpu (Add, Greater, Mul, Or), 9 host<->device copies",
+ * and kept in `placement`.
+ *
+ * Threads: a cpu or cuda model has a worker thread of its own. Every WebGPU model of the process shares one
+ * worker thread (created with the first, ended with the last): two threads running WebGPU sessions at once crash
+ * onnxruntime 1.30 (SIGSEGV or "CommandEncoder is already finished", microsoft/onnxruntime#32561), so all WebGPU
+ * loads and runs of a process go through one thread, one at a time.
+ *
+ * Sharing: one loaded model may serve many pipelines (sessions). Runs are queued per thread, FIFO,
  * and executed one at a time in the worker (ORT serializes runs on one session anyway); the queue
  * holds what callers have started, so it is bounded by them (each `infer` operator keeps at most
  * `maxInFlight` runs outstanding). The batch dimension is the way to run many frames at once.
  *
- * Teardown is explicit: `close()` fails the runs still queued and ends the worker.
+ * Teardown is explicit: `close()` fails the model's runs still queued and releases its session (and ends its thread).
  * Problems with the model (missing or corrupt file, wrong input names, a failed run) reject with
  * a one-line ModelError naming the file; they never crash the process.
  */
@@ -54,6 +64,16 @@ export interface TensorInfo {
   readonly shape: ReadonlyArray<number | string>;
 }
 
+/** Where a model's nodes ran on its first run. */
+export interface Placement {
+  /** Nodes run per provider ('cpu', 'cuda', 'webgpu'), copies not counted. */
+  readonly nodes: Readonly<Record<string, number>>;
+  /** The op types of the nodes run on the CPU, sorted. */
+  readonly cpuOps: readonly string[];
+  /** Copies between host and device memory that ORT inserted (MemcpyToHost / MemcpyFromHost nodes run). */
+  readonly copies: number;
+}
+
 /**
  * What a renderer needs of a model: its signature and runs. An OnnxModel is one; so is a BatchedModel,
  * which merges the runs of many sessions into one.
@@ -78,19 +98,19 @@ export interface OnnxModelOptions {
   readonly log: Logger;
 }
 
-type Pending = { resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
+type Pending = { readonly session: number | null; resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
 
-/** Request/reply plumbing over one worker; replies are matched to requests by id. */
+/** Request/reply plumbing over one worker thread; replies are matched to requests by id, requests name their session. */
 class WorkerChannel {
   private readonly worker: Worker;
-  private readonly pending = new Map<number, Pending>();
+  private readonly pending = new Map<number, Pending & { readonly path: string }>();
   private nextId = 0;
   private failure: string | null = null;
   private readonly exited: Promise<void>;
 
-  constructor(private readonly path: string) {
+  constructor() {
     this.worker = new Worker(new URL('./onnx-worker-boot.mjs', import.meta.url));
-    // An idle model does not keep the process alive; a queued run does (see request()).
+    // An idle thread does not keep the process alive; a queued request does (see request()).
     this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
     this.worker.on('message', (reply: WorkerReply) => this.settle(reply.id, (p) => p.resolve(reply)));
@@ -98,10 +118,11 @@ class WorkerChannel {
     this.worker.on('exit', (code) => this.fail(`inference worker exited (code ${code})`));
   }
 
-  request(message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
-    if (this.failure) return Promise.reject(new ModelError(this.path, this.failure));
+  /** Sends `message` (for `path`'s session): its reply, or a ModelError(path) if the thread fails first. */
+  request(path: string, message: WorkerRequest, transfer: ArrayBuffer[] = []): Promise<WorkerReply> {
+    if (this.failure) return Promise.reject(new ModelError(path, this.failure));
     return new Promise((resolve, reject) => {
-      this.pending.set(message.id, { resolve, reject });
+      this.pending.set(message.id, { path, session: 'session' in message ? message.session : null, resolve, reject });
       if (this.pending.size === 1) this.worker.ref();
       this.worker.postMessage(message, transfer);
     });
@@ -111,9 +132,14 @@ class WorkerChannel {
     return this.nextId++;
   }
 
+  /** Fails the requests of `session` still pending with `why` at once (the worker answers them "closed" later). */
+  failSession(session: number, why: string): void {
+    for (const [id, p] of [...this.pending]) if (p.session === session) this.settle(id, (q) => q.reject(new ModelError(q.path, why)));
+  }
+
   /**
    * Fails what is pending with `why` at once, then lets the worker finish the run it is in, release
-   * the session and exit by itself (see onnx-worker.ts for why it is not terminated). Idempotent.
+   * its sessions and exit by itself (see onnx-worker.ts for why it is not terminated). Idempotent.
    */
   close(why: string): Promise<void> {
     if (!this.failure) {
@@ -124,7 +150,7 @@ class WorkerChannel {
     return this.exited;
   }
 
-  private settle(id: number, f: (p: Pending) => void): void {
+  private settle(id: number, f: (p: Pending & { readonly path: string }) => void): void {
     const p = this.pending.get(id);
     if (!p) return;
     this.pending.delete(id);
@@ -134,9 +160,49 @@ class WorkerChannel {
 
   private fail(why: string): void {
     this.failure ??= why;
-    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(new ModelError(this.path, why)));
+    for (const id of [...this.pending.keys()]) this.settle(id, (p) => p.reject(new ModelError(p.path, why)));
   }
 }
+
+/** A model's use of a worker thread: `leave()` ends a thread of its own, or drops its share of the WebGPU thread. */
+interface ThreadLease {
+  readonly channel: WorkerChannel;
+  leave(): Promise<void>;
+}
+
+const ownThread = (): ThreadLease => {
+  const channel = new WorkerChannel();
+  return { channel, leave: () => channel.close('closed') };
+};
+
+/** The process's WebGPU thread and the models on it; `exiting` while the last one's thread ends. */
+let webGpuThread: { readonly channel: WorkerChannel; users: number } | null = null;
+let webGpuExiting: Promise<void> | null = null;
+
+/** A share of the WebGPU thread; a new thread is started only after the previous one has exited. */
+async function joinWebGpuThread(): Promise<ThreadLease> {
+  while (webGpuThread === null && webGpuExiting !== null) await webGpuExiting;
+  const thread = (webGpuThread ??= { channel: new WorkerChannel(), users: 0 });
+  thread.users++;
+  let left = false;
+  return {
+    channel: thread.channel,
+    leave: async () => {
+      if (left) return;
+      left = true;
+      if (--thread.users > 0 || webGpuThread !== thread) return;
+      webGpuThread = null;
+      const exiting: Promise<void> = thread.channel.close('closed').finally(() => {
+        if (webGpuExiting === exiting) webGpuExiting = null;
+      });
+      webGpuExiting = exiting;
+      await exiting;
+    },
+  };
+}
+
+/** Worker sessions are numbered per process. */
+let nextSession = 0;
 
 /** The first line of an ORT error, without the path it repeats or the source location of a failed check. */
 function reason(error: string, path: string): string {
@@ -162,6 +228,9 @@ const unavailable = new Map<Provider, string>();
 const ENVIRONMENTAL = /Failed to load shared library|No supported adapters|libvulkan|not installed/;
 
 export class OnnxModel implements ModelRunner {
+  private closed: Promise<void> | null = null;
+  private placed: Placement | null = null;
+
   private constructor(
     /** The model file. */
     readonly path: string,
@@ -169,7 +238,9 @@ export class OnnxModel implements ModelRunner {
     readonly provider: Provider,
     readonly inputs: readonly TensorInfo[],
     readonly outputs: readonly TensorInfo[],
-    private readonly channel: WorkerChannel,
+    private readonly thread: ThreadLease,
+    private readonly session: number,
+    private readonly log: Logger,
   ) {}
 
   get inputNames(): string[] {
@@ -180,6 +251,11 @@ export class OnnxModel implements ModelRunner {
     return this.outputs.map((o) => o.name);
   }
 
+  /** Where the nodes ran on the first run (GPU providers; null before it, and on cpu where every node runs on cpu). */
+  get placement(): Placement | null {
+    return this.placed;
+  }
+
   /** Loads `path` on the first provider of `options.providers` that works; ModelError if none does. */
   static async load(path: string, options: OnnxModelOptions): Promise<OnnxModel> {
     const { providers = DEFAULT_PROVIDERS, intraOpThreads = 1, log } = options;
@@ -187,33 +263,45 @@ export class OnnxModel implements ModelRunner {
     if (!file) throw new ModelError(path, 'no such file');
     if (!file.isFile()) throw new ModelError(path, 'not a file');
     if (providers.length === 0) throw new ModelError(path, 'no execution provider to try (providers is empty)');
-    const channel = new WorkerChannel(path);
+    let own: ThreadLease | null = null;
     let last = '';
-    for (const provider of providers) {
-      const known = unavailable.get(provider);
-      if (known !== undefined) {
-        last = known;
-        log.debug({ model: path, provider }, `skipping provider ${provider}: ${known}`);
-        continue;
+    try {
+      for (const provider of providers) {
+        const known = unavailable.get(provider);
+        if (known !== undefined) {
+          last = known;
+          log.debug({ model: path, provider }, `skipping provider ${provider}: ${known}`);
+          continue;
+        }
+        const missing = provider === 'cuda' ? missingCudaLibraries() : [];
+        let reply: WorkerReply;
+        let thread: ThreadLease | null = null;
+        const session = nextSession++;
+        if (missing.length > 0) {
+          reply = { id: -1, ok: false, error: `${missing.join(' and ')} not installed in ${relative(process.cwd(), ORT_BIN)} (see README: GPU)` };
+        } else {
+          thread = provider === 'webgpu' ? await joinWebGpuThread() : (own ??= ownThread());
+          const { channel } = thread;
+          reply = await channel
+            .request(path, { id: channel.id(), op: 'load', session, path, provider, intraOpThreads })
+            .catch((e: Error): WorkerReply => ({ id: -1, ok: false, error: e instanceof ModelError ? e.problem : e.message }));
+        }
+        if (reply.ok && reply.op === 'load' && thread !== null) {
+          log.info({ model: path, provider }, `using provider ${provider}`);
+          if (thread !== own) await own?.leave();
+          own = null;
+          return new OnnxModel(path, provider, reply.inputs, reply.outputs, thread, session, log);
+        }
+        if (thread !== null && thread !== own) await thread.leave();
+        last = reply.ok ? 'unexpected reply' : reason(reply.error, path);
+        if (ENVIRONMENTAL.test(last)) unavailable.set(provider, last);
+        if (provider !== providers[providers.length - 1]) {
+          log.warn({ model: path, provider }, `provider ${provider} unavailable, trying the next: ${last}`);
+        }
       }
-      const missing = provider === 'cuda' ? missingCudaLibraries() : [];
-      const reply: WorkerReply =
-        missing.length > 0
-          ? { id: -1, ok: false, error: `${missing.join(' and ')} not installed in ${relative(process.cwd(), ORT_BIN)} (see README: GPU)` }
-          : await channel.request({ id: channel.id(), op: 'load', path, provider, intraOpThreads }).catch(
-              (e: Error): WorkerReply => ({ id: -1, ok: false, error: e instanceof ModelError ? e.problem : e.message }),
-            );
-      if (reply.ok && reply.op === 'load') {
-        log.info({ model: path, provider }, `using provider ${provider}`);
-        return new OnnxModel(path, provider, reply.inputs, reply.outputs, channel);
-      }
-      last = reply.ok ? 'unexpected reply' : reason(reply.error, path);
-      if (ENVIRONMENTAL.test(last)) unavailable.set(provider, last);
-      if (provider !== providers[providers.length - 1]) {
-        log.warn({ model: path, provider }, `provider ${provider} unavailable, trying the next: ${last}`);
-      }
+    } finally {
+      await own?.leave();
     }
-    await channel.close('closed');
     const tried = providers.length > 1 ? ` (tried ${providers.join(', ')})` : '';
     throw new ModelError(path, `cannot load${tried}: ${last}`);
   }
@@ -224,6 +312,7 @@ export class OnnxModel implements ModelRunner {
    * Resolves with every output, its buffer transferred back.
    */
   async run(feeds: Readonly<Record<string, TensorFeed>>): Promise<Record<string, TensorResult>> {
+    if (this.closed) throw new ModelError(this.path, 'closed');
     const given = Object.keys(feeds);
     const missing = this.inputNames.filter((n) => !given.includes(n));
     const unknown = given.filter((n) => !this.inputNames.includes(n));
@@ -239,17 +328,39 @@ export class OnnxModel implements ModelRunner {
       sent[name] = { type: f.type, dims: [...f.dims], data };
       if (data.buffer instanceof ArrayBuffer && !transfer.includes(data.buffer)) transfer.push(data.buffer);
     }
-    const reply = await this.channel.request({ id: this.channel.id(), op: 'run', feeds: sent }, transfer);
+    const { channel } = this.thread;
+    const reply = await channel.request(this.path, { id: channel.id(), op: 'run', session: this.session, feeds: sent }, transfer);
     if (!reply.ok) throw new ModelError(this.path, `run failed: ${reason(reply.error, this.path)}`);
     if (reply.op !== 'run') throw new ModelError(this.path, 'run failed: unexpected reply');
+    if (reply.placement) this.report(reply.placement);
     return reply.outputs;
   }
 
   /**
-   * Ends the worker: runs still queued reject at once with ModelError "closed"; resolves when the
-   * worker has finished the run it was in, released the session and exited. Idempotent.
+   * Fails the runs still queued at once with ModelError "closed", releases the session and its thread's share;
+   * resolves when the worker has finished the run it was in and released the session (a thread of its own has
+   * exited). Idempotent.
    */
   close(): Promise<void> {
-    return this.channel.close('closed');
+    this.closed ??= (async () => {
+      const { channel } = this.thread;
+      channel.failSession(this.session, 'closed');
+      await channel.request(this.path, { id: channel.id(), op: 'release', session: this.session }).catch(() => undefined);
+      await this.thread.leave();
+    })();
+    return this.closed;
+  }
+
+  /** Logs where the nodes ran, once. */
+  private report(placement: Placement): void {
+    this.placed = placement;
+    const counts = Object.entries(placement.nodes)
+      .sort(([a], [b]) => (a === this.provider ? -1 : b === this.provider ? 1 : a.localeCompare(b)))
+      .map(([provider, n]) => `${n} nodes on ${provider}${provider === 'cpu' && placement.cpuOps.length > 0 ? ` (${placement.cpuOps.join(', ')})` : ''}`);
+    const copies = placement.copies > 0 ? `, ${placement.copies} host<->device copies` : '';
+    this.log.info(
+      { model: this.path, provider: this.provider, placement: placement.nodes, cpuOps: placement.cpuOps, copies: placement.copies },
+      `runs on ${this.provider}: ${counts.join(', ')}${copies}`,
+    );
   }
 }

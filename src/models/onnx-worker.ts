@@ -1,68 +1,144 @@
 /**
- * The worker thread behind OnnxModel: holds at most one onnxruntime-node session and runs it off
- * the main thread (session.run blocks its thread for the whole inference).
+ * The worker thread behind OnnxModel: holds onnxruntime-node sessions and runs them off the main thread
+ * (session.run blocks its thread for the whole inference). A cpu or cuda model has a thread of its own with one
+ * session; every WebGPU session of the process lives in one shared thread (onnx-model.ts, "threads").
  *
- * Protocol (see onnx-model.ts): `load` creates the session for one execution provider (the main
- * thread sends one `load` per provider attempt until one succeeds); `run` runs it; `close` releases
- * it and ends the thread. Requests are handled one at a time, in arrival order (a FIFO chained on
- * `queue`), so replies come back in request order; once `close` has arrived, the runs still queued
- * are answered "closed" without running. Errors become `{ ok: false, error }` replies, never a
- * crashed worker. Output buffers are transferred back, not copied.
+ * Protocol (see onnx-model.ts): `load` creates session `session` for one execution provider (the main thread sends
+ * one `load` per provider attempt until one succeeds); `run` runs it; `release` releases it; `close` releases every
+ * session and ends the thread. Requests are handled one at a time, in arrival order (a FIFO chained on `queue`), so
+ * replies come back in request order; runs still queued for a session whose `release` (or the thread's `close`) has
+ * arrived are answered "closed" without running. Errors become `{ ok: false, error }` replies, never a crashed worker.
+ * Output buffers are transferred back, not copied.
  *
- * The thread must end this way, not by `Worker.terminate()`: terminating it while ORT is inside a
- * native call aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
+ * Placement: a session on a GPU provider is created with ORT's profiler on, and its first run reports where its
+ * nodes really ran (`placement`, from the profile's per-node provider; the profile file is then deleted). ORT places
+ * nodes that the provider has no kernel for on the CPU by itself, copying tensors between host and device.
+ *
+ * The thread must end this way, not by `Worker.terminate()`: terminating it while ORT is inside a native call
+ * aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
  */
-import { parentPort } from 'node:worker_threads';
+import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parentPort, threadId } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
+import type { Placement, Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
 
 export type WorkerRequest =
-  | { readonly id: number; readonly op: 'load'; readonly path: string; readonly provider: Provider; readonly intraOpThreads: number }
-  | { readonly id: number; readonly op: 'run'; readonly feeds: Record<string, TensorFeed> }
+  | { readonly id: number; readonly op: 'load'; readonly session: number; readonly path: string; readonly provider: Provider; readonly intraOpThreads: number }
+  | { readonly id: number; readonly op: 'run'; readonly session: number; readonly feeds: Record<string, TensorFeed> }
+  | { readonly id: number; readonly op: 'release'; readonly session: number }
   | { readonly id: number; readonly op: 'close' };
 
 export type WorkerReply =
   | { readonly id: number; readonly ok: true; readonly op: 'load'; readonly inputs: TensorInfo[]; readonly outputs: TensorInfo[] }
-  | { readonly id: number; readonly ok: true; readonly op: 'run'; readonly outputs: Record<string, TensorResult> }
-  | { readonly id: number; readonly ok: true; readonly op: 'close' }
+  | { readonly id: number; readonly ok: true; readonly op: 'run'; readonly outputs: Record<string, TensorResult>; readonly placement?: Placement }
+  | { readonly id: number; readonly ok: true; readonly op: 'release' | 'close' }
   | { readonly id: number; readonly ok: false; readonly error: string };
 
 const port = parentPort;
 if (!port) throw new Error('onnx-worker.ts must run in a worker thread (see OnnxModel.load)');
 
-let session: ort.InferenceSession | undefined;
+interface Held {
+  readonly session: ort.InferenceSession;
+  /** The profile file prefix while the first run is still to be profiled (GPU providers only). */
+  profile: string | null;
+}
+
+const sessions = new Map<number, Held>();
+/** Sessions whose release has arrived (their queued runs are answered "closed"). */
+const releasing = new Set<number>();
 let queue: Promise<void> = Promise.resolve();
 let closing = false;
 
 const info = (m: ort.InferenceSession.ValueMetadata): TensorInfo =>
   m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: null, shape: [] };
 
+const PROVIDER_NAMES: Record<string, Provider> = { CPUExecutionProvider: 'cpu', CUDAExecutionProvider: 'cuda', WebGpuExecutionProvider: 'webgpu' };
+
+/** ORT's profile files of one session (named `<prefix>_<date>.json`, in the temporary folder). */
+const profileFiles = (prefix: string): string[] =>
+  readdirSync(tmpdir())
+    .filter((f) => f.startsWith(`${prefix}_`))
+    .map((f) => join(tmpdir(), f));
+
+/** Deletes a session's profile files (ORT writes one when a profiled session is released before its first run). */
+const dropProfiles = (prefix: string | null): void => {
+  if (prefix !== null) for (const file of profileFiles(prefix)) rmSync(file, { force: true });
+};
+
+/** Nodes per provider, the op types run on the CPU and the copies between host and device, from a session's profile files; deletes them. */
+function placementFrom(prefix: string): Placement {
+  const nodes: Record<string, number> = {};
+  const cpuOps = new Set<string>();
+  const seen = new Set<string>();
+  let copies = 0;
+  for (const file of profileFiles(prefix)) {
+    const events = JSON.parse(readFileSync(file, 'utf8')) as Array<{ cat?: string; name?: string; args?: { provider?: string; op_name?: string } }>;
+    rmSync(file, { force: true });
+    for (const e of events) {
+      if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || !e.args?.provider || seen.has(e.name)) continue;
+      seen.add(e.name);
+      if (e.args.op_name === 'MemcpyToHost' || e.args.op_name === 'MemcpyFromHost') {
+        copies++;
+        continue;
+      }
+      const provider = PROVIDER_NAMES[e.args.provider] ?? e.args.provider;
+      nodes[provider] = (nodes[provider] ?? 0) + 1;
+      if (provider === 'cpu' && e.args.op_name) cpuOps.add(e.args.op_name);
+    }
+  }
+  return { nodes, cpuOps: [...cpuOps].sort(), copies };
+}
+
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   if (request.op === 'close') {
-    await session?.release();
-    session = undefined;
+    for (const held of sessions.values()) {
+      await held.session.release();
+      dropProfiles(held.profile);
+    }
+    sessions.clear();
     return { id: request.id, ok: true, op: 'close' };
   }
-  if (closing) throw new Error('closed');
+  if (request.op === 'release') {
+    const held = sessions.get(request.session);
+    await held?.session.release();
+    dropProfiles(held?.profile ?? null);
+    sessions.delete(request.session);
+    releasing.delete(request.session);
+    return { id: request.id, ok: true, op: 'release' };
+  }
+  if (closing || releasing.has(request.session)) throw new Error('closed');
   if (request.op === 'load') {
-    session = await ort.InferenceSession.create(request.path, {
+    const profile = request.provider === 'cpu' ? null : `synctalk-ort-${process.pid}-${threadId}-${request.session}`;
+    const session = await ort.InferenceSession.create(request.path, {
       executionProviders: [request.provider],
       intraOpNumThreads: request.intraOpThreads,
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: 'all',
+      ...(profile ? { enableProfiling: true, profileFilePrefix: join(tmpdir(), profile) } : {}),
+    }).catch((e: unknown) => {
+      dropProfiles(profile);
+      throw e;
     });
+    sessions.set(request.session, { session, profile });
     return { id: request.id, ok: true, op: 'load', inputs: session.inputMetadata.map(info), outputs: session.outputMetadata.map(info) };
   }
-  if (!session) throw new Error('no model loaded');
+  const held = sessions.get(request.session);
+  if (!held) throw new Error('no model loaded');
   const feeds: Record<string, ort.Tensor> = {};
   for (const [name, f] of Object.entries(request.feeds)) feeds[name] = new ort.Tensor(f.type, f.data, f.dims);
-  const results = await session.run(feeds);
+  const results = await held.session.run(feeds);
   const outputs: Record<string, TensorResult> = {};
   for (const [name, t] of Object.entries(results)) {
     outputs[name] = { type: t.type as TensorResult['type'], dims: [...t.dims], data: t.data as TensorData };
   }
-  return { id: request.id, ok: true, op: 'run', outputs };
+  if (held.profile === null) return { id: request.id, ok: true, op: 'run', outputs };
+  held.session.endProfiling();
+  const placement = placementFrom(held.profile);
+  held.profile = null;
+  return { id: request.id, ok: true, op: 'run', outputs, placement };
 }
 
 const transferables = (reply: WorkerReply): ArrayBuffer[] =>
@@ -72,6 +148,7 @@ const transferables = (reply: WorkerReply): ArrayBuffer[] =>
 
 port.on('message', (request: WorkerRequest) => {
   if (request.op === 'close') closing = true;
+  if (request.op === 'release') releasing.add(request.session);
   queue = queue.then(async () => {
     let reply: WorkerReply;
     try {
