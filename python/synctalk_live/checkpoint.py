@@ -1,8 +1,8 @@
 """Load official SyncTalk files and check them against the architecture this package implements.
 
-`load_nerf_checkpoint(path, mode)`: a `ngp*.pth` dict with 'model' (state_dict) and top-level
-`mean_density_torso`; a bare state_dict is accepted too. `mode` is 'portrait' (head, 7 eye dims),
-'au45' (head, 1 eye dim) or 'torso' (head + learned torso). Any missing key or wrong shape raises
+`load_nerf_checkpoint(path, mode, au45=False)`: a `ngp*.pth` dict with 'model' (state_dict) and top-level
+`mean_density_torso`; a bare state_dict is accepted too. `mode` is 'head' or 'portrait' (head network) or 'torso'
+(head + learned torso); `au45` expects 1 eye dim (AU45) instead of 7 ('upper' blendshapes). Any missing key or wrong shape raises
 `InputError("<file>", "key '<k>' ...")`.
 `load_ave(path)`: bare AVE state_dict (`0.conv_block.0.weight` ...), keys checked by strict loading.
 """
@@ -73,15 +73,15 @@ def _eye_dim(path, sd):
     return int(w.shape[0])
 
 
-def load_nerf_checkpoint(path, mode):
+def load_nerf_checkpoint(path, mode, au45=False):
     ckpt = _torch_load(path)
     if not isinstance(ckpt, dict):
         raise InputError(path, 'expected a checkpoint dict')
     sd = ckpt['model'] if 'model' in ckpt else ckpt
     eye_dim = _eye_dim(path, sd)
-    if mode == 'au45' and eye_dim != 1:
+    if au45 and eye_dim != 1:
         raise InputError(path, f"--au45 needs an AU45 checkpoint (eye_att_net.net.1.weight has {eye_dim} rows, expected 1)")
-    if mode != 'au45' and eye_dim != 7:
+    if not au45 and eye_dim != 7:
         raise InputError(path, f"checkpoint has {eye_dim} eye dims (an --au45 model?); expected 7 ('upper' blendshapes)")
     _check(path, sd, head_shapes(eye_dim))
     if mode == 'torso':

@@ -84,10 +84,7 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
     if samples < 1:
         raise InputError('--samples', f'must be >= 1, got {samples}')
     ckpt_path = find_checkpoint(workspace, ckpt)
-    check_mode = 'au45' if au45 else mode
-    sd, mean_density_torso = load_nerf_checkpoint(ckpt_path, check_mode)
-    if mode == 'torso':
-        load_nerf_checkpoint(ckpt_path, 'torso')
+    sd, mean_density_torso = load_nerf_checkpoint(ckpt_path, mode, au45)
     ave = load_ave(ave_path)
     head = load_audio_head(ckpt_path, sd)
     data = SyncTalkData(data_dir)

@@ -1,9 +1,13 @@
 """Build a small SyncTalk model + data folder in the official layout, random weights, fixed seed (test fixture).
 
-CLI: python3 -m synctalk_live.make_test_workspace --out DIR [--variant portrait|torso|au45] [--size 64] [--frames 6]
+CLI: python3 -m synctalk_live.make_test_workspace --out DIR [--variant portrait|torso|au45|torso-au45] [--size 64]
+       [--frames 6]
 Writes DIR/data (transforms_train.json, ori_imgs/, parsing/*_face.png, torso_imgs/ RGBA, bc.jpg, bs.npy [N, 52],
-au.csv for au45), DIR/workspace/checkpoints/ngp_ep0001.pth ('model' state_dict with the official key names and
-shapes, an ellipsoidal head in the 128^3 occupancy bitfield) and DIR/audio_visual_encoder.pth (AVE keys).
+au.csv for the au45 variants), DIR/workspace/checkpoints/ngp_ep0001.pth ('model' state_dict with the official key
+names and shapes, an ellipsoidal head in the 128^3 occupancy bitfield; torso weights for the torso variants; 1 eye
+dim for the au45 variants) and DIR/audio_visual_encoder.pth (AVE keys).
+The face masks are soft like SyncTalk's: a binary face ellipse through a 9x9 Gaussian blur (sigma 1.7, what
+OpenCV's GaussianBlur takes for ksize 9 and sigma 0; reflected borders), stored as G = 255 - mask.
 """
 import argparse
 import json
@@ -21,6 +25,8 @@ from .model import mlp
 
 SEED = 1234
 HEAD_RADII = (0.55, 0.42, 0.55)
+VARIANTS = ('portrait', 'torso', 'au45', 'torso-au45')
+BLUR_SIZE, BLUR_SIGMA = 9, 1.7
 
 
 def _linear(g, out_dim, in_dim):
@@ -134,6 +140,20 @@ def _smooth(rng, h, w, c):
     return np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1)
 
 
+def gaussian_blur(img, size=BLUR_SIZE, sigma=BLUR_SIGMA):
+    """Separable normalised Gaussian of `size` taps on a 2-D float image, borders reflected without repeating the
+    edge pixel (OpenCV's BORDER_REFLECT_101)."""
+    x = np.arange(size) - (size - 1) / 2
+    k = np.exp(-x * x / (2 * sigma * sigma))
+    k /= k.sum()
+    r = size // 2
+    for axis in (0, 1):
+        pad = [(r, r) if a == axis else (0, 0) for a in range(2)]
+        padded = np.pad(img, pad, mode='reflect')
+        img = sum(k[i] * np.take(padded, np.arange(i, i + img.shape[axis]), axis=axis) for i in range(size))
+    return img
+
+
 def _save(arr, path):
     Image.fromarray(np.round(arr * 255).astype(np.uint8)).save(path)
 
@@ -147,7 +167,7 @@ def write_data(root, rng, size, frames, au45):
     for i in range(frames):
         meta['frames'].append({'img_id': i, 'aud_id': i, 'transform_matrix': ngp_to_nerf(camera_pose(rng)).tolist()})
         _save(_smooth(rng, size, size, 3), root / 'ori_imgs' / f'{i}.jpg')
-        m = np.clip((1 - (xx / 0.45) ** 2 - ((yy + 0.05) / 0.55) ** 2) * 4, 0, 1)
+        m = gaussian_blur(((xx / 0.45) ** 2 + ((yy + 0.05) / 0.55) ** 2 < 1).astype(np.float64))
         face = np.stack([_smooth(rng, size, size, 1)[..., 0], 1 - m, np.zeros_like(m)], axis=-1)
         _save(face, root / 'parsing' / f'{i}_face.png')
         alpha = np.clip((yy - 0.35) * 6 + 0.1 * np.sin(8 * xx + i), 0, 1)[..., None]
@@ -165,10 +185,13 @@ def make_workspace(out, variant='portrait', size=64, frames=6):
     out = Path(out)
     g = torch.Generator().manual_seed(SEED)
     rng = np.random.default_rng(SEED)
-    write_data(out / 'data', rng, size, frames, variant == 'au45')
-    sd, mean_density = head_state_dict(g, 1 if variant == 'au45' else 7)
+    if variant not in VARIANTS:
+        raise ValueError(f'variant {variant!r}: expected one of {VARIANTS}')
+    au45 = variant.endswith('au45')
+    write_data(out / 'data', rng, size, frames, au45)
+    sd, mean_density = head_state_dict(g, 1 if au45 else 7)
     mean_density_torso = 0.0
-    if variant == 'torso':
+    if variant.startswith('torso'):
         torso_sd, mean_density_torso = torso_state_dict(g, size, size)
         sd.update(torso_sd)
     ckpt = {'epoch': 1, 'global_step': 100, 'stats': {}, 'mean_count': 16, 'mean_density': mean_density,
@@ -182,7 +205,7 @@ def make_workspace(out, variant='portrait', size=64, frames=6):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--out', required=True)
-    ap.add_argument('--variant', choices=['portrait', 'torso', 'au45'], default='portrait')
+    ap.add_argument('--variant', choices=VARIANTS, default='portrait')
     ap.add_argument('--size', type=int, default=64, help='frame width = height in pixels (default 64)')
     ap.add_argument('--frames', type=int, default=6, help='number of frames (default 6)')
     a = ap.parse_args(argv)

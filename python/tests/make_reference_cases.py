@@ -76,7 +76,7 @@ def main():
         export_bundle(root / 'data', root / 'workspace', root / 'audio_visual_encoder.pth', bundle, mode, au45,
                       log=lambda m: None)
         ckpt = root / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth'
-        sd, mdt = load_nerf_checkpoint(ckpt, 'au45' if au45 else mode)
+        sd, mdt = load_nerf_checkpoint(ckpt, mode, au45)
         data = SyncTalkData(root / 'data')
         eyes = data.eyes(au45)
 

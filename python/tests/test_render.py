@@ -17,7 +17,7 @@ from synctalk_live.reference import Reference
 
 def render_both(root, mode, au45=False, samples=16):
     ckpt = Path(root) / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth'
-    sd, mdt = load_nerf_checkpoint(ckpt, 'au45' if au45 else mode)
+    sd, mdt = load_nerf_checkpoint(ckpt, mode, au45)
     data = SyncTalkData(Path(root) / 'data')
     eyes = torch.from_numpy(data.eyes(au45))
     ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
