@@ -6,8 +6,11 @@
  * - `finished(position, interrupted)`: `lk.playback_finished`, payload exactly
  *   `{"playback_position": <s>, "interrupted": <bool>, "synchronized_transcript": null}`.
  * - Calls are sent one at a time in order; each is tried 3 times with 0.1 s between tries.
- * - Queue bound: 16 calls (strategy: drop the oldest, with a warning); a session makes two per segment.
- * - `close()` drops what is queued and waits for the call in flight.
+ * - Queue bound: `maxQueued` calls (default 16; strategy: drop the oldest `lk.playback_started`, with a
+ *   warning). `lk.playback_finished` is never dropped, since an agent waits for each one; those are
+ *   bounded by PlaybackAnswers (one per stream, at most its `maxOutstanding` unsent).
+ * - `close()` takes no more calls, drops the queued `lk.playback_started`, and resolves once the queued
+ *   `lk.playback_finished` calls have been sent (or have failed).
  */
 import { type Room, RpcError } from '@livekit/rtc-node';
 import type { Logger } from '../log.ts';
@@ -69,15 +72,19 @@ export class PlaybackNotifier {
 
   async close(): Promise<void> {
     this.closed = true;
-    this.queue.length = 0;
+    const finished = this.queue.filter((c) => c.method === RPC_PLAYBACK_FINISHED);
+    this.queue.splice(0, this.queue.length, ...finished);
     await this.idle();
   }
 
   private enqueue(call: Call): void {
     if (this.closed) return;
     if (this.queue.length >= this.maxQueued) {
-      const dropped = this.queue.shift();
-      this.log.warn({ method: dropped?.method }, 'playback notifications queue full; oldest dropped');
+      const oldest = this.queue.findIndex((c) => c.method === RPC_PLAYBACK_STARTED);
+      if (oldest >= 0) {
+        this.queue.splice(oldest, 1);
+        this.log.warn({ method: RPC_PLAYBACK_STARTED }, 'playback notifications queue full; oldest playback_started dropped');
+      }
     }
     this.queue.push(call);
     if (this.running === null) {

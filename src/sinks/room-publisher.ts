@@ -14,10 +14,13 @@
  *   when that audio starts playing plus `videoDelayMs`). Video timestamps (us) are the
  *   seconds of audio accepted before the frame. Tracks are published at the first frame, video
  *   capped at `fps` (default 25) and `videoMaxBitrate` (default 1 Mb/s).
- * - Audio is published at `sampleRate` Hz (default: the first frame's) with the first frame's channel
- *   count; frames at another rate go through rtc-node's AudioResampler (`resampleQuality`, default
- *   'low': it holds back about 1 ms of audio, where soxr's 'medium' holds back 10 to 45 ms and lets
- *   the video run ahead of it); another channel count is an error.
+ * - The audio track has one fixed layout, `sampleRate` Hz (default 48000) with `channels` channels
+ *   (default 1), whatever the agent sends: each frame's audio is converted to it, so segments of any
+ *   rate and channel count, changing from one segment to the next, play on the same track
+ *   (`toTrackLayout`). Channels are mixed first (`mixChannels`: mono fans out, extra channels are
+ *   averaged), then frames at another rate go through rtc-node's AudioResampler (`resampleQuality`,
+ *   default 'low': it holds back about 1 ms of audio, where soxr's 'medium' holds back 10 to 45 ms and
+ *   lets the video run ahead of it); a change of rate flushes the resampler's tail first.
  * - Frames wait in a queue of at most `maxQueuedFrames` av frames (default: twice the budget's frames,
  *   100 for 2 s at 25 fps; strategy: drop the oldest, counted as dropped, with a warning). Upstream, the
  *   AudioBudget (strategy: wait) keeps it at most the budget's frames plus one padded tail frame per
@@ -101,8 +104,10 @@ export interface RoomPublisherOptions {
   readonly sourceEvents: Observable<PipelineEvent>;
   /** AudioSource queue, milliseconds (default 100). */
   readonly audioQueueMs?: number;
-  /** Published audio rate, Hz (default: the first frame's). */
+  /** Published audio rate, Hz (default 48000). */
   readonly sampleRate?: number;
+  /** Published audio channels (default 1). */
+  readonly channels?: number;
   /** Quality of the AudioResampler for frames at another rate (default 'low', about 1 ms of delay). */
   readonly resampleQuality?: ResampleQuality;
   /** Av frames the sink queues at most (default: twice `budget.capacity` in frames). */
@@ -254,8 +259,8 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
       };
 
       const open = async (first: AvFrame): Promise<Output> => {
-        const { sampleRate: inRate, channels } = first.audio;
-        const rate = options.sampleRate ?? inRate;
+        const rate = options.sampleRate ?? DEFAULT_TRACK_RATE;
+        const channels = options.channels ?? DEFAULT_TRACK_CHANNELS;
         const audioSource = new AudioSource(rate, channels, queueMs);
         const videoSource = new VideoSource(first.video.width, first.video.height);
         const audioTrack = LocalAudioTrack.createAudioTrack(AVATAR_AUDIO_TRACK, audioSource);
@@ -269,20 +274,20 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         return { audio: audioSource, video: videoSource, channels, tracks: [audioTrack, videoTrack], resampler: null };
       };
 
-      /** The frame's audio as rtc-node frames at the published rate. */
-      const toRtc = (o: Output, a: AudioChunk): RtcAudioFrame[] => {
-        if (a.channels !== o.channels) {
-          throw new InputError('livekit-room', `audio has ${a.channels} channels but the track was published with ${o.channels}; add a resample operator with channels ${o.channels}`);
-        }
-        const frame = new RtcAudioFrame(floatToS16(a.samples), a.sampleRate, a.channels, chunkFrames(a));
+      /** The frame's audio as rtc-node frames in the track's layout (its rate and channel count). */
+      const toTrackLayout = (o: Output, a: AudioChunk): RtcAudioFrame[] => {
+        const frames = chunkFrames(a);
+        const frame = new RtcAudioFrame(floatToS16(mixChannels(a.samples, a.channels, o.channels)), a.sampleRate, o.channels, frames);
         if (a.sampleRate === o.audio.sampleRate) {
           const tail = o.resampler?.flush() ?? [];
+          o.resampler?.close();
           o.resampler = null;
           return [...tail, frame];
         }
         if (o.resampler === null || o.resampler.inputRate !== a.sampleRate) {
           const tail = o.resampler?.flush() ?? [];
-          o.resampler = new AudioResampler(a.sampleRate, o.audio.sampleRate, a.channels, quality);
+          o.resampler?.close();
+          o.resampler = new AudioResampler(a.sampleRate, o.audio.sampleRate, o.channels, quality);
           return [...tail, ...o.resampler.push(frame)];
         }
         return o.resampler.push(frame);
@@ -302,7 +307,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         idleInFlight = !speech;
         try {
           let captured = 0;
-          for (const rf of toRtc(o, f.audio)) {
+          for (const rf of toTrackLayout(o, f.audio)) {
             await o.audio.captureFrame(rf);
             if (gen !== generation || stopped) {
               o.audio.clearQueue();
@@ -452,6 +457,34 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
     });
 }
 
+/** The audio track's layout when the sink is not told: 48 kHz mono. */
+export const DEFAULT_TRACK_RATE = 48_000;
+export const DEFAULT_TRACK_CHANNELS = 1;
+
+/**
+ * Interleaved samples of `from` channels as `to` channels. Mono fans out to every channel; from more
+ * channels, output channel c averages input channels c, c + to, c + 2·to, ... (stereo to mono: (L + R) / 2);
+ * from fewer (but more than one), output channel c is input channel c mod `from`. Same count: the input.
+ */
+export function mixChannels(samples: Float32Array, from: number, to: number): Float32Array {
+  if (from === to) return samples;
+  const frames = samples.length / from;
+  const out = new Float32Array(frames * to);
+  if (from < to) {
+    for (let i = 0; i < frames; i++) for (let c = 0; c < to; c++) out[i * to + c] = samples[i * from + (c % from)];
+    return out;
+  }
+  for (let c = 0; c < to; c++) {
+    const n = Math.ceil((from - c) / to);
+    for (let i = 0; i < frames; i++) {
+      let sum = 0;
+      for (let k = c; k < from; k += to) sum += samples[i * from + k];
+      out[i * to + c] = sum / n;
+    }
+  }
+  return out;
+}
+
 /** float32 in [-1, 1] to s16, clipped. */
 export function floatToS16(samples: Float32Array): Int16Array {
   const out = new Int16Array(samples.length);
@@ -465,7 +498,8 @@ export function floatToS16(samples: Float32Array): Int16Array {
 const roomPublisherParams = z
   .object({
     audioQueueMs: z.number().int().min(10).default(100).describe('AudioSource queue, milliseconds (default 100)'),
-    sampleRate: z.number().int().min(8000).optional().describe("published audio rate, Hz (default: the first frame's)"),
+    sampleRate: z.number().int().min(8000).max(192_000).default(DEFAULT_TRACK_RATE).describe('published audio rate, Hz (default 48000); every segment is converted to it'),
+    channels: z.number().int().min(1).max(8).default(DEFAULT_TRACK_CHANNELS).describe('published audio channels (default 1); every segment is mixed to it'),
     resampleQuality: z
       .enum(['quick', 'low', 'medium', 'high', 'very-high'])
       .default('low')
@@ -510,7 +544,8 @@ export function roomPublisherElement(resource: RoomPublisherResource): SinkEleme
           videoMaxBitrate: p.videoMaxBitrate,
           videoDelayMs: p.videoDelayMs,
           resampleQuality: p.resampleQuality,
-          ...(p.sampleRate !== undefined ? { sampleRate: p.sampleRate } : {}),
+          sampleRate: p.sampleRate,
+          channels: p.channels,
         })(input).subscribe({
           next: (e) => {
             if (e.type !== 'progress') return resource.onPlayback(e);

@@ -30,6 +30,7 @@ import { type LocalTrackPublication, type RemoteParticipant, type Room, RoomEven
 import type { Observable, Subscription } from 'rxjs';
 import { InputError } from '../errors.ts';
 import { AudioBudget } from '../flow/audio-budget.ts';
+import { PlaybackAnswers } from '../livekit/playback-answers.ts';
 import { PlaybackNotifier } from '../livekit/playback-notifier.ts';
 import { rootLogger, type Logger } from '../log.ts';
 import { logSessionMetrics, SessionMetricsRecorder, type SessionMetrics } from '../metrics/session-metrics.ts';
@@ -94,24 +95,29 @@ export function withInferModel(spec: unknown, model: string): unknown {
   };
 }
 
-/** The registry of one session: the pipeline elements, plus the room-bound source and sink and the shared-model infer. */
+/**
+ * The registry of one session: the pipeline elements, plus the room-bound source and sink and the
+ * shared-model infer. Every stream the source numbers is answered through `answers` (once, in order);
+ * `notifier` sends lk.playback_started.
+ */
 export function sessionRegistry(
   room: Room,
   agentIdentity: string,
   models: ModelSource,
   recorder: Pick<SessionMetricsRecorder, 'render' | 'publisher' | 'playback'>,
-  notifier: Pick<PlaybackNotifier, 'started' | 'finished'>,
+  notifier: Pick<PlaybackNotifier, 'started'>,
+  answers: Pick<PlaybackAnswers, 'opened' | 'answer'>,
 ): Registry {
   return [
     ...registry.filter((e) => e.name !== 'infer'),
     sharedModelInferElement(models, (ms, frames) => recorder.render(ms, frames)),
-    dataStreamAudioElement({ room, senderIdentity: agentIdentity }),
+    dataStreamAudioElement({ room, senderIdentity: agentIdentity, answers }),
     roomPublisherElement({
       room,
       onPlayback: (e) => {
         recorder.playback(e);
         if (e.type === 'playback-started') notifier.started();
-        else notifier.finished(e.position, e.interrupted);
+        else answers.answer(e.segment, e.position, e.interrupted);
       },
       onMetrics: (m) => recorder.publisher(m),
     }),
@@ -126,6 +132,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
   log.info({ identity: local.identity, agent: agentIdentity }, `connected to room ${room.name ?? ''}`);
 
   const notifier = new PlaybackNotifier(room, agentIdentity, log);
+  const answers = new PlaybackAnswers((position, interrupted) => notifier.finished(position, interrupted), log);
   // The recorder needs the budget, and the budget the validated spec: bind them through this forwarder.
   let recorder: SessionMetricsRecorder | null = null;
   const forward: Pick<SessionMetricsRecorder, 'render' | 'publisher' | 'playback'> = {
@@ -133,7 +140,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
     publisher: (m) => recorder?.publisher(m),
     playback: (e) => recorder?.playback(e),
   };
-  const reg = sessionRegistry(room, agentIdentity, options.models ?? processModels, forward, notifier);
+  const reg = sessionRegistry(room, agentIdentity, options.models ?? processModels, forward, notifier, answers);
   let spec: TypedPipeline;
   try {
     spec =
@@ -165,6 +172,8 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
       room.off(RoomEvent.ParticipantDisconnected, onParticipantLeft);
       room.off(RoomEvent.Disconnected, onDisconnected);
       subs.forEach((s) => s.unsubscribe());
+      // An agent still in the room may be waiting for streams the session will never play.
+      if (why.reason !== 'agent left' && why.reason !== 'room disconnected') answers.answerOutstanding();
       // A call still in flight to an agent that has gone can only time out (up to 3 x 5 s): not waited for.
       const closing = notifier.close();
       if (why.reason !== 'agent left' && why.reason !== 'room disconnected') await closing;

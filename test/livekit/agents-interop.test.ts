@@ -5,26 +5,25 @@
  */
 import { initializeLogger, voice } from '@livekit/agents';
 import { AudioFrame, type Room } from '@livekit/rtc-node';
-import { share, type Subscription } from 'rxjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { AudioBudget } from '../../src/flow/audio-budget.ts';
 import type { DevServer } from '../../src/livekit/dev-server.ts';
-import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
 import { rootLogger } from '../../src/log.ts';
-import { pairWithAudio } from '../../src/operators/pair.ts';
-import { publishToRoom } from '../../src/sinks/room-publisher.ts';
-import { dataStreamAudio } from '../../src/sources/datastream-audio.ts';
-import { join, requireServer, sineS16, sleep, syntheticFrames } from './helpers.ts';
+import { join, requireServer, sineS16, sleep, startSyntheticAvatar } from './helpers.ts';
 
 const log = rootLogger.child({ test: 'agents-interop' }, { level: 'warn' });
 const RATE = 24_000;
 
-/** `seconds` of sine as 20 ms rtc-node frames. */
-const frames = (seconds: number): AudioFrame[] => {
-  const all = new Int16Array(sineS16(seconds, RATE).buffer);
-  const size = RATE / 50;
+/** `seconds` of sine as 20 ms rtc-node frames at `rate` Hz, the same on each of `channels` channels. */
+const frames = (seconds: number, rate = RATE, channels = 1): AudioFrame[] => {
+  const mono = new Int16Array(sineS16(seconds, rate).buffer);
+  const all = new Int16Array(mono.length * channels);
+  for (let i = 0; i < mono.length; i++) for (let c = 0; c < channels; c++) all[i * channels + c] = mono[i];
+  const size = rate / 50;
   const out: AudioFrame[] = [];
-  for (let i = 0; i < all.length; i += size) out.push(new AudioFrame(all.slice(i, i + size), RATE, 1, Math.min(size, all.length - i)));
+  for (let i = 0; i < mono.length; i += size) {
+    const n = Math.min(size, mono.length - i);
+    out.push(new AudioFrame(all.slice(i * channels, (i + n) * channels), rate, channels, n));
+  }
   return out;
 };
 
@@ -32,28 +31,17 @@ describe('agents-js DataStreamAudioOutput -> our avatar', () => {
   let server: DevServer;
   let agent: Room;
   let avatarRoom: Room;
-  const subs: Subscription[] = [];
-  let notifier: PlaybackNotifier;
+  let avatar: ReturnType<typeof startSyntheticAvatar> | undefined;
 
   beforeAll(async () => {
     initializeLogger({ pretty: false, level: 'warn' });
     server = await requireServer();
     agent = await join(server, 'interop', 'agent');
     avatarRoom = await join(server, 'interop', 'avatar', 'agent');
-    const budget = new AudioBudget(2);
-    const source = dataStreamAudio({ room: avatarRoom, senderIdentity: 'agent' }, { budget, log }).pipe(share());
-    notifier = new PlaybackNotifier(avatarRoom, 'agent', log);
-    subs.push(source.subscribe());
-    subs.push(
-      source.pipe(syntheticFrames(25, 160, 96), pairWithAudio(source), publishToRoom({ room: avatarRoom, budget, log, sourceEvents: source })).subscribe((e) => {
-        if (e.type === 'playback-started') notifier.started();
-        else if (e.type === 'playback-finished') notifier.finished(e.position, e.interrupted);
-      }),
-    );
+    avatar = startSyntheticAvatar(avatarRoom, 'agent', log);
   });
   afterAll(async () => {
-    subs.forEach((s) => s.unsubscribe());
-    await notifier?.close();
+    await avatar?.stop();
     await agent?.disconnect();
     await avatarRoom?.disconnect();
     await server?.stop();
@@ -78,5 +66,22 @@ describe('agents-js DataStreamAudioOutput -> our avatar', () => {
     expect(cut.interrupted).toBe(true);
     expect(cut.playbackPosition).toBeGreaterThan(0.3);
     expect(cut.playbackPosition).toBeLessThan(1.2);
+  });
+
+  it('stereo 48 kHz TTS (then mono again) plays through the same track; waitForPlayout resolves each time', async () => {
+    const out = new voice.DataStreamAudioOutput({ room: agent, destinationIdentity: 'avatar', sampleRate: 48_000 });
+    for (const f of frames(1, 48_000, 2)) await out.captureFrame(f);
+    out.flush();
+    const stereo = await out.waitForPlayout();
+    console.log(`stereo 48 kHz segment: ${JSON.stringify(stereo)}`);
+    expect(stereo.interrupted).toBe(false);
+    expect(stereo.playbackPosition).toBeCloseTo(1, 2);
+    const mono = new voice.DataStreamAudioOutput({ room: agent, destinationIdentity: 'avatar', sampleRate: RATE });
+    for (const f of frames(0.6)) await mono.captureFrame(f);
+    mono.flush();
+    const after = await mono.waitForPlayout();
+    expect(after.interrupted).toBe(false);
+    expect(after.playbackPosition).toBeCloseTo(0.6, 2);
+    expect(avatar?.failure()).toBeUndefined();
   });
 });

@@ -5,61 +5,19 @@
  */
 import type { Room } from '@livekit/rtc-node';
 import { RpcError } from '@livekit/rtc-node';
-import { share, type Subscription } from 'rxjs';
 import { describe, expect, it } from 'vitest';
-import type { AudioChunk, PipelineEvent, VideoFrame } from '../../src/events.ts';
-import { AudioBudget } from '../../src/flow/audio-budget.ts';
-import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
+import type { AudioChunk, VideoFrame } from '../../src/events.ts';
 import { AUDIO_STREAM_TOPIC, RPC_CLEAR_BUFFER, RPC_PLAYBACK_FINISHED, RPC_PLAYBACK_STARTED } from '../../src/livekit/protocol.ts';
 import { rootLogger } from '../../src/log.ts';
-import { pairWithAudio } from '../../src/operators/pair.ts';
-import { publishToRoom, type PublisherEvent } from '../../src/sinks/room-publisher.ts';
-import { dataStreamAudio } from '../../src/sources/datastream-audio.ts';
 import { subscribeTracks } from '../../src/sources/track-subscriber.ts';
-import { liveRooms, sineS16, sleep, syntheticFrames, waitFor } from './helpers.ts';
+import { liveRooms, sineS16, sleep, startSyntheticAvatar, waitFor } from './helpers.ts';
 
 const log = rootLogger.child({ test: 'avatar-protocol' }, { level: 'warn' });
-const FPS = 25;
 const RATE = 24_000;
-
-interface Timed<T> {
-  readonly at: number;
-  readonly e: T;
-}
-
-/** The avatar's side of one session, recorded. */
-function startAvatar(room: Room, agent: string) {
-  const budget = new AudioBudget(2);
-  const source = dataStreamAudio({ room, senderIdentity: agent }, { budget, log }).pipe(share());
-  const notifier = new PlaybackNotifier(room, agent, log);
-  const sourceEvents: Array<Timed<PipelineEvent>> = [];
-  const published: Array<Timed<PublisherEvent>> = [];
-  const subs: Subscription[] = [source.subscribe((e) => sourceEvents.push({ at: performance.now(), e }))];
-  subs.push(
-    source
-      .pipe(syntheticFrames(FPS, 160, 96), pairWithAudio(source, { fps: FPS }), publishToRoom({ room, budget, log, sourceEvents: source }))
-      .subscribe({
-        next: (e) => {
-          published.push({ at: performance.now(), e });
-          if (e.type === 'playback-started') notifier.started();
-          else if (e.type === 'playback-finished') notifier.finished(e.position, e.interrupted);
-        },
-        error: (err: unknown) => log.error({ err }, 'publisher failed'),
-      }),
-  );
-  return {
-    sourceEvents,
-    published,
-    stop: async () => {
-      subs.forEach((s) => s.unsubscribe());
-      await notifier.close();
-    },
-  };
-}
 
 /** The agent's side: playback RPCs received, raw. */
 function agentRpcLog(room: Room) {
-  const calls: Array<Timed<{ method: string; payload: string; caller: string }>> = [];
+  const calls: Array<{ at: number; e: { method: string; payload: string; caller: string } }> = [];
   for (const method of [RPC_PLAYBACK_STARTED, RPC_PLAYBACK_FINISHED]) {
     room.localParticipant!.registerRpcMethod(method, async (d) => {
       calls.push({ at: performance.now(), e: { method, payload: d.payload, caller: d.callerIdentity } });
@@ -96,7 +54,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     const avatarRoom = await joined('r1', 'avatar', 'agent');
     const viewer = await joined('r1', 'viewer');
     const rpc = agentRpcLog(agent);
-    const avatar = startAvatar(avatarRoom, 'agent');
+    const avatar = startSyntheticAvatar(avatarRoom, 'agent', log);
     const received: Array<AudioChunk | VideoFrame> = [];
     const viewedFrom = performance.now();
     const viewSub = subscribeTracks(viewer, 'avatar').subscribe((e) => received.push(e));
@@ -142,7 +100,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     const agent = await joined('r2', 'agent');
     const avatarRoom = await joined('r2', 'avatar', 'agent');
     const rpc = agentRpcLog(agent);
-    const avatar = startAvatar(avatarRoom, 'agent');
+    const avatar = startSyntheticAvatar(avatarRoom, 'agent', log);
 
     await speak(agent, 'avatar', sineS16(4, RATE), 4800, true);
     const started = await waitFor('playback_started', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_STARTED));
@@ -172,7 +130,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     const agent = await joined('r4', 'agent');
     const avatarRoom = await joined('r4', 'avatar', 'agent');
     const rpc = agentRpcLog(agent);
-    const avatar = startAvatar(avatarRoom, 'agent');
+    const avatar = startSyntheticAvatar(avatarRoom, 'agent', log);
     await speak(agent, 'avatar', sineS16(0.5, RATE), 4800, true);
     await speak(agent, 'avatar', sineS16(0.5, RATE));
     const finished = await waitFor('two playback_finished', () => {
@@ -194,7 +152,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     const agent = await joined('r3', 'agent');
     const avatarRoom = await joined('r3', 'avatar', 'agent');
     const stranger = await joined('r3', 'stranger');
-    const avatar = startAvatar(avatarRoom, 'agent');
+    const avatar = startSyntheticAvatar(avatarRoom, 'agent', log);
     await sleep(200);
     expect(await stranger.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' })).toBe('reject');
     expect(avatar.sourceEvents.some((x) => x.e.type === 'flush')).toBe(false);
@@ -203,7 +161,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     expect(err).toBeInstanceOf(RpcError);
     expect((err as RpcError).code).toBe(RpcError.ErrorCode.UNSUPPORTED_METHOD);
     // A second session on the same room registers its own handlers again.
-    const again = startAvatar(avatarRoom, 'agent');
+    const again = startSyntheticAvatar(avatarRoom, 'agent', log);
     await sleep(200);
     expect(await agent.localParticipant!.performRpc({ destinationIdentity: 'avatar', method: RPC_CLEAR_BUFFER, payload: '' })).toBe('ok');
     await again.stop();

@@ -5,10 +5,17 @@
 import { existsSync } from 'node:fs';
 import { afterAll, beforeAll } from 'vitest';
 import { ContinualGatheringPolicy, IceTransportType, Room } from '@livekit/rtc-node';
-import { Observable, type OperatorFunction } from 'rxjs';
+import { Observable, share, type OperatorFunction, type Subscription } from 'rxjs';
 import type { PipelineEvent, VideoFrame } from '../../src/events.ts';
+import { AudioBudget } from '../../src/flow/audio-budget.ts';
 import { type DevServer, livekitServerBinary, startDevServer } from '../../src/livekit/dev-server.ts';
+import { PlaybackAnswers } from '../../src/livekit/playback-answers.ts';
+import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
 import { avatarToken, participantToken } from '../../src/livekit/tokens.ts';
+import type { Logger } from '../../src/log.ts';
+import { pairWithAudio } from '../../src/operators/pair.ts';
+import { publishToRoom, type PublisherEvent, type RoomPublisherOptions } from '../../src/sinks/room-publisher.ts';
+import { dataStreamAudio, type DataStreamAudioOptions } from '../../src/sources/datastream-audio.ts';
 
 /** Starts the server, or fails (never skips) with how to install it. */
 export async function requireServer(): Promise<DevServer> {
@@ -124,3 +131,60 @@ export async function waitFor<T>(what: string, check: () => T | undefined, ms = 
 }
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+interface Timed<T> {
+  readonly at: number;
+  readonly e: T;
+}
+
+export interface SyntheticAvatarOptions {
+  /** Video frames per second (default 25). */
+  readonly fps?: number;
+  /** Source options beyond the room, the sender and the answers. */
+  readonly source?: Omit<DataStreamAudioOptions, 'room' | 'senderIdentity' | 'answers'>;
+  /** Publisher options beyond the room, budget, log and source events. */
+  readonly publisher?: Omit<RoomPublisherOptions, 'room' | 'budget' | 'log' | 'sourceEvents'>;
+}
+
+/**
+ * The avatar's side of one session with the synthetic renderer (datastream-audio -> synthetic frames
+ * -> pair -> room-publisher), its playback events answered as the session does (PlaybackAnswers,
+ * PlaybackNotifier), everything recorded with performance.now() times.
+ */
+export function startSyntheticAvatar(room: Room, agent: string, log: Logger, options: SyntheticAvatarOptions = {}) {
+  const fps = options.fps ?? 25;
+  const budget = new AudioBudget(2);
+  const notifier = new PlaybackNotifier(room, agent, log);
+  const answers = new PlaybackAnswers((position, interrupted) => notifier.finished(position, interrupted), log);
+  const source = dataStreamAudio({ room, senderIdentity: agent, answers, ...options.source }, { budget, log }).pipe(share());
+  const sourceEvents: Array<Timed<PipelineEvent>> = [];
+  const published: Array<Timed<PublisherEvent>> = [];
+  let failure: unknown;
+  const subs: Subscription[] = [source.subscribe((e) => sourceEvents.push({ at: performance.now(), e }))];
+  subs.push(
+    source
+      .pipe(syntheticFrames(fps, 160, 96), pairWithAudio(source, { fps }), publishToRoom({ room, budget, log, sourceEvents: source, fps, ...options.publisher }))
+      .subscribe({
+        next: (e) => {
+          published.push({ at: performance.now(), e });
+          if (e.type === 'playback-started') notifier.started();
+          else if (e.type === 'playback-finished') answers.answer(e.segment, e.position, e.interrupted);
+        },
+        error: (err: unknown) => {
+          failure = err;
+          log.error({ err }, 'publisher failed');
+        },
+      }),
+  );
+  return {
+    sourceEvents,
+    published,
+    answers,
+    /** The pipeline's error, if it failed. */
+    failure: () => failure,
+    stop: async () => {
+      subs.forEach((s) => s.unsubscribe());
+      await notifier.close();
+    },
+  };
+}

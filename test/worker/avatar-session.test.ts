@@ -151,6 +151,43 @@ describe('avatar session: interruption and sharing', () => {
     expect((await session.ended).reason).toBe('agent left');
   }, 60_000);
 
+  it('segments of any layout through the live pipeline: stereo 48 kHz, mono 24 kHz, stereo 16 kHz, each played in full', async () => {
+    const agent = await joined('layouts', 'agent');
+    const avatarRoom = await joined('layouts', 'agent-avatar', 'agent');
+    const viewer = await joined('layouts', 'viewer');
+    const rpc = rpcLog(agent);
+    const session = await startAvatarSession({ room: avatarRoom, agentIdentity: 'agent', log });
+    const seen = recordViewer(viewer, 'agent-avatar');
+    await waitUntil('idle frames', () => seen.video.length >= 10);
+    const finished = () => rpc.filter((c) => c.method === RPC_PLAYBACK_FINISHED).map((c) => JSON.parse(c.payload) as { playback_position: number; interrupted: boolean });
+    const segments: Array<[number, number, number]> = [
+      [1, 48_000, 2],
+      [0.8, 24_000, 1],
+      [0.9, 16_000, 2],
+    ];
+    for (const [i, [seconds, rate, channels]] of segments.entries()) {
+      const n = Math.round(seconds * rate);
+      const pcm = new Int16Array(n * channels);
+      for (let k = 0; k < n; k++) for (let c = 0; c < channels; c++) pcm[k * channels + c] = Math.round(0.5 * 32767 * Math.sin((2 * Math.PI * 220 * (c + 1) * k) / rate));
+      const writer = await agent.localParticipant!.streamBytes({
+        name: `AUDIO_${i}`,
+        topic: AUDIO_STREAM_TOPIC,
+        destinationIdentities: ['agent-avatar'],
+        attributes: { sample_rate: String(rate), num_channels: String(channels) },
+      });
+      const bytes = new Uint8Array(pcm.buffer);
+      for (let at = 0; at < bytes.length; at += 4096) await writer.write(bytes.slice(at, at + 4096));
+      await writer.close();
+      await waitUntil(`playback_finished of ${rate} Hz x${channels}`, () => (finished().length > i ? true : undefined), 15_000);
+    }
+    seen.stop();
+    expect(finished()).toEqual(segments.map(([seconds]) => ({ playback_position: expect.closeTo(seconds, 3), interrupted: false, synchronized_transcript: null })));
+    expect(seen.video.filter((f) => f.opening > SPEECH_OPENING).length).toBeGreaterThan(25);
+    expect(session.snapshot().segmentsFinished).toBe(3);
+    await agent.disconnect();
+    expect((await session.ended).reason).toBe('agent left');
+  }, 60_000);
+
   it('two sessions in one process: one shared model, their own RPC handlers, the model closed after the last', async () => {
     const models = new ModelCache();
     const sessions: AvatarSession[] = [];

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { Room } from '@livekit/rtc-node';
 import { describe, expect, it } from 'vitest';
+import { PlaybackAnswers } from '../../src/livekit/playback-answers.ts';
 import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
 import { rootLogger } from '../../src/log.ts';
 import { SessionMetricsRecorder } from '../../src/metrics/session-metrics.ts';
@@ -17,7 +18,9 @@ const log = rootLogger.child({ test: 'live-preset' }, { level: 'warn' });
 
 describe('the live preset', () => {
   const room = new Room();
-  const registry = sessionRegistry(room, 'agent', new ModelCache(), new SessionMetricsRecorder({ budget: new AudioBudget(2) }), new PlaybackNotifier(room, 'agent', log));
+  const notifier = new PlaybackNotifier(room, 'agent', log);
+  const answers = new PlaybackAnswers((position, interrupted) => notifier.finished(position, interrupted), log);
+  const registry = sessionRegistry(room, 'agent', new ModelCache(), new SessionMetricsRecorder({ budget: new AudioBudget(2) }), notifier, answers);
   const json: unknown = JSON.parse(readFileSync(LIVE_DEMO_PRESET, 'utf8'));
 
   it('validates: livekit-audio -> idle-fill -> resample -> chunk -> infer -> pair -> livekit-room, av 256x256 into the sink', () => {
@@ -32,7 +35,7 @@ describe('the live preset', () => {
       'livekit-room',
     ]);
     expect(p.sink.caps).toEqual({ kind: 'av', width: 256, height: 256 });
-    expect(p.sink.params).toMatchObject({ sampleRate: 48_000, audioQueueMs: 100, videoDelayMs: 20, resampleQuality: 'low' });
+    expect(p.sink.params).toMatchObject({ sampleRate: 48_000, channels: 1, audioQueueMs: 100, videoDelayMs: 20, resampleQuality: 'low' });
     expect(p.operators[3].element.summary).toMatch(/shared by the sessions of this process/);
   });
 
