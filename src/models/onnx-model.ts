@@ -34,6 +34,9 @@ import { Worker } from 'node:worker_threads';
 import { ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import type { WorkerReply, WorkerRequest } from './onnx-worker.ts';
+import type { Placement } from './ort-placement.ts';
+
+export type { Placement } from './ort-placement.ts';
 
 export type Provider = 'cuda' | 'webgpu' | 'cpu';
 
@@ -62,16 +65,6 @@ export interface TensorInfo {
   /** null for a non-tensor value. */
   readonly type: string | null;
   readonly shape: ReadonlyArray<number | string>;
-}
-
-/** Where a model's nodes ran on its first run. */
-export interface Placement {
-  /** Nodes run per provider ('cpu', 'cuda', 'webgpu'), copies not counted. */
-  readonly nodes: Readonly<Record<string, number>>;
-  /** The op types of the nodes run on the CPU, sorted. */
-  readonly cpuOps: readonly string[];
-  /** Copies between host and device memory that ORT inserted (MemcpyToHost / MemcpyFromHost nodes run). */
-  readonly copies: number;
 }
 
 /**

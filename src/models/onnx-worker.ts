@@ -17,12 +17,12 @@
  * The thread must end this way, not by `Worker.terminate()`: terminating it while ORT is inside a native call
  * aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
  */
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, threadId } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { Placement, Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
+import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
+import { dropProfiles, type Placement, placementFrom } from './ort-placement.ts';
 
 export type WorkerRequest =
   | { readonly id: number; readonly op: 'load'; readonly session: number; readonly path: string; readonly provider: Provider; readonly intraOpThreads: number }
@@ -53,43 +53,6 @@ let closing = false;
 
 const info = (m: ort.InferenceSession.ValueMetadata): TensorInfo =>
   m.isTensor ? { name: m.name, type: m.type, shape: [...m.shape] } : { name: m.name, type: null, shape: [] };
-
-const PROVIDER_NAMES: Record<string, Provider> = { CPUExecutionProvider: 'cpu', CUDAExecutionProvider: 'cuda', WebGpuExecutionProvider: 'webgpu' };
-
-/** ORT's profile files of one session (named `<prefix>_<date>.json`, in the temporary folder). */
-const profileFiles = (prefix: string): string[] =>
-  readdirSync(tmpdir())
-    .filter((f) => f.startsWith(`${prefix}_`))
-    .map((f) => join(tmpdir(), f));
-
-/** Deletes a session's profile files (ORT writes one when a profiled session is released before its first run). */
-const dropProfiles = (prefix: string | null): void => {
-  if (prefix !== null) for (const file of profileFiles(prefix)) rmSync(file, { force: true });
-};
-
-/** Nodes per provider, the op types run on the CPU and the copies between host and device, from a session's profile files; deletes them. */
-function placementFrom(prefix: string): Placement {
-  const nodes: Record<string, number> = {};
-  const cpuOps = new Set<string>();
-  const seen = new Set<string>();
-  let copies = 0;
-  for (const file of profileFiles(prefix)) {
-    const events = JSON.parse(readFileSync(file, 'utf8')) as Array<{ cat?: string; name?: string; args?: { provider?: string; op_name?: string } }>;
-    rmSync(file, { force: true });
-    for (const e of events) {
-      if (e.cat !== 'Node' || !e.name?.endsWith('_kernel_time') || !e.args?.provider || seen.has(e.name)) continue;
-      seen.add(e.name);
-      if (e.args.op_name === 'MemcpyToHost' || e.args.op_name === 'MemcpyFromHost') {
-        copies++;
-        continue;
-      }
-      const provider = PROVIDER_NAMES[e.args.provider] ?? e.args.provider;
-      nodes[provider] = (nodes[provider] ?? 0) + 1;
-      if (provider === 'cpu' && e.args.op_name) cpuOps.add(e.args.op_name);
-    }
-  }
-  return { nodes, cpuOps: [...cpuOps].sort(), copies };
-}
 
 async function handle(request: WorkerRequest): Promise<WorkerReply> {
   if (request.op === 'close') {
