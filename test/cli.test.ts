@@ -225,3 +225,69 @@ describe('synctalk-live render: the output path is never anything but a new or r
     expect(readdirSync(outDir)).toEqual([]);
   });
 });
+
+describe('synctalk-live render: out-of-range numbers in a WAV header or a spec are one line, before any work', () => {
+  const pcm16 = (seconds: number, sampleRate: number, channels: number): Buffer =>
+    encodeWav(speechLike(seconds, 16_000, channels).subarray(0, Math.round(seconds * sampleRate) * channels), { sampleRate: 16_000, channels, encoding: 'pcm', bitsPerSample: 16 });
+  /** A WAV whose header says `rate` Hz (byte rate to match). */
+  const withRate = (b: Buffer, rate: number): Buffer => {
+    const copy = Buffer.from(b);
+    copy.writeUInt32LE(rate, 24);
+    copy.writeUInt32LE((rate * copy.readUInt16LE(32)) % 2 ** 32, 28);
+    return copy;
+  };
+  const cases: Array<[string, () => Buffer, string]> = [
+    ['4294967295 Hz', () => withRate(pcm16(0.5, 16_000, 1), 0xffffffff), 'sample rate 4294967295 Hz is out of range (supported: 1000 to 768000 Hz) in the fmt chunk'],
+    ['999999937 Hz in a 2 KB file', () => withRate(pcm16(0.06, 16_000, 1), 999_999_937), 'sample rate 999999937 Hz is out of range (supported: 1000 to 768000 Hz) in the fmt chunk'],
+    ['7 Hz', () => withRate(pcm16(0.5, 16_000, 1), 7), 'sample rate 7 Hz is out of range (supported: 1000 to 768000 Hz) in the fmt chunk'],
+    ['15 Hz stereo', () => withRate(pcm16(0.5, 16_000, 2), 15), 'sample rate 15 Hz is out of range (supported: 1000 to 768000 Hz) in the fmt chunk'],
+  ];
+  it.each(cases)('a WAV at %s', async (name, bytes, problem) => {
+    const input = { path: join(mkdtempSync(join(dir, 'rate-')), `${name.replaceAll(' ', '-')}.wav`), bytes: bytes() };
+    writeFileSync(input.path, input.bytes);
+    const outDir = mkdtempSync(join(dir, 'rate-out-'));
+    const line = await cleanFailure(await cli('render', '--audio', input.path, '--out', join(outDir, 'out.mp4')), 1, outDir, input);
+    expect(line).toBe(`synctalk-live: ${input.path}: ${problem}`);
+    expect(readdirSync(outDir)).toEqual([]);
+  });
+
+  const renderSpec = (extra: object, infer: object = {}): Uint8Array =>
+    new TextEncoder().encode(
+      JSON.stringify({
+        source: { element: 'wav-file' },
+        operators: [{ element: 'resample', rate: 16000, channels: 1 }, { element: 'chunk', size: 1280 }, { element: 'infer', model: 'demo', providers: ['cpu'], ...infer }, { element: 'pair' }],
+        sink: { element: 'mp4-file' },
+        ...extra,
+      }),
+    );
+  const specCases: Array<[string, Uint8Array, RegExp]> = [
+    ['a budget smaller than one 80 ms chunk', renderSpec({ budgetSeconds: 0.05 }), /: budgetSeconds: 0\.05 s cannot hold the 0\.162 s of audio .*the pipeline would stall$/],
+    ['infer.intraOpThreads 1e4', renderSpec({}, { intraOpThreads: 1e4 }), /: operators\[2\]\.intraOpThreads: at most this machine's \d+ cores \(infer\)$/],
+    ['infer.intraOpThreads 1e6', renderSpec({}, { intraOpThreads: 1e6 }), /: operators\[2\]\.intraOpThreads: at most this machine's \d+ cores \(infer\)$/],
+    ['infer.providres', renderSpec({}, { providres: ['cpu'] }), /: operators\[2\]\.providres: unknown parameter of infer \(parameters: model, providers, maxInFlight, intraOpThreads, lookahead\)$/],
+  ];
+  it.each(specCases)('%s', async (name, spec, problem) => {
+    const input = { path: join(mkdtempSync(join(dir, 'spec-')), 'in.wav'), bytes: pcm16(0.5, 16_000, 1) };
+    writeFileSync(input.path, input.bytes);
+    const specPath = join(dirname(input.path), 'spec.json');
+    writeFileSync(specPath, spec);
+    const outDir = mkdtempSync(join(dir, 'spec-out-'));
+    const line = await cleanFailure(await cli('render', '--audio', input.path, '--out', join(outDir, 'out.mp4'), '--pipeline', specPath), 1, outDir, input);
+    expect(line.startsWith(`synctalk-live: ${specPath}: `), name).toBe(true);
+    expect(line).toMatch(problem);
+    expect(readdirSync(outDir)).toEqual([]);
+  });
+
+  it.each([
+    ['20 ms source chunks', 0.162, {}],
+    ['30 ms source chunks', 0.172, { chunkMs: 30 }],
+  ])('a budget of exactly what the elements hold renders to the end (%s)', async (_name, budgetSeconds, source) => {
+    const input = join(mkdtempSync(join(dir, 'budget-')), 'in.wav');
+    writeFileSync(input, pcm16(1.3, 16_000, 1));
+    const specPath = join(dirname(input), 'spec.json');
+    writeFileSync(specPath, renderSpec({ budgetSeconds, source: { element: 'wav-file', ...source } }));
+    const run = await cli('render', '--audio', input, '--out', join(dirname(input), 'out.mp4'), '--pipeline', specPath);
+    expect(run.stderr).toBe('');
+    expect(run.stdout).toMatch(/^wrote .*: 33 frames, 1\.32 s/);
+  });
+});

@@ -13,6 +13,8 @@
  *   filter's look-ahead of taps/2 input frames).
  */
 
+import { sampleRateProblem } from './audio-limits.ts';
+
 /** Stopband attenuation the filter is designed for, dB. */
 const STOPBAND_DB = 80;
 /** Passband edge, as a fraction of the cutoff (the lower of the two Nyquist frequencies). */
@@ -70,16 +72,32 @@ function besselI0(x: number): number {
   return sum;
 }
 
-/** The filter converting whole-Hz `inRate` to whole-Hz `outRate`. */
+/** Half the taps of the filter from `inRate` to `outRate`: Kaiser's order estimate for STOPBAND_DB over the transition band. */
+function halfTaps(inRate: number, outRate: number): number {
+  const transition = (2 * Math.PI * (STOP_EDGE - PASS_EDGE) * (Math.min(inRate, outRate) / 2)) / inRate;
+  // rounded up to even so that the taps are a multiple of 4 (see dot)
+  return 2 * Math.ceil((STOPBAND_DB - 7.95) / (2.285 * transition) / 4);
+}
+
+/**
+ * Seconds of input a stream from `inRate` to `outRate` holds before it can give the output at its first input
+ * sample: the filter's look-ahead, half its taps (under 25 ms for any pair of rates the framework takes).
+ */
+export const lookaheadSeconds = (inRate: number, outRate: number): number => (inRate === outRate ? 0 : halfTaps(inRate, outRate) / inRate);
+
+/**
+ * The filter converting whole-Hz `inRate` to whole-Hz `outRate`, both within MIN_SAMPLE_RATE..MAX_SAMPLE_RATE
+ * (dsp/audio-limits.ts; a RangeError otherwise: the table's size follows the rates).
+ */
 export function designFilter(inRate: number, outRate: number): PolyphaseFilter {
+  const bad = sampleRateProblem(inRate) ?? sampleRateProblem(outRate);
+  if (bad !== null) throw new RangeError(`designFilter: ${bad}`);
   const g = gcd(inRate, outRate);
   const up = outRate / g;
   const down = inRate / g;
   const cutoff = Math.min(inRate, outRate) / 2;
-  // Kaiser's estimates of the order and the window shape for STOPBAND_DB over this transition band.
-  const transition = (2 * Math.PI * (STOP_EDGE - PASS_EDGE) * cutoff) / inRate;
-  // Half the taps, rounded up to even so that the taps are a multiple of 4 (see dot).
-  const half = 2 * Math.ceil((STOPBAND_DB - 7.95) / (2.285 * transition) / 4);
+  // Kaiser's window shape for STOPBAND_DB; the order from halfTaps.
+  const half = halfTaps(inRate, outRate);
   const taps = 2 * half;
   const beta = 0.1102 * (STOPBAND_DB - 8.7);
   const fc = cutoff / inRate;

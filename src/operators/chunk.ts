@@ -19,9 +19,13 @@
  */
 import { Observable, type OperatorFunction, type Subscriber } from 'rxjs';
 import { z } from 'zod';
-import { PipelineSpecError } from '../errors.ts';
 import { audio, chunkFrames, type AudioChunk, type PipelineEvent } from '../events.ts';
+import { MIN_SAMPLE_RATE } from '../dsp/audio-limits.ts';
 import type { OperatorElement } from '../pipelines/element.ts';
+import { parseParams } from '../pipelines/params.ts';
+
+/** Largest chunk, samples per channel (65.5 s at 16 kHz). */
+const MAX_CHUNK = 1 << 20;
 
 const chunkParams = z
   .object({
@@ -29,8 +33,9 @@ const chunkParams = z
       .number()
       .int()
       .positive()
+      .max(MAX_CHUNK)
       .default(1280)
-      .describe('samples per channel in every output chunk (default 1280: 80 ms at 16 kHz, two 25 fps frames)'),
+      .describe(`samples per channel in every output chunk (default 1280: 80 ms at 16 kHz, two 25 fps frames; at most ${MAX_CHUNK})`),
   })
   .strict();
 
@@ -94,9 +99,7 @@ class Block {
 }
 
 export function chunk(options: ChunkOptions = {}): OperatorFunction<PipelineEvent, PipelineEvent> {
-  const parsed = chunkParams.safeParse(options);
-  if (!parsed.success) throw new PipelineSpecError('chunk', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  const { size } = parsed.data;
+  const { size } = parseParams('chunk', chunkParams, options);
 
   return (input) =>
     new Observable<PipelineEvent>((subscriber: Subscriber<PipelineEvent>) => {
@@ -136,5 +139,7 @@ export const chunkElement: OperatorElement<typeof chunkParams> = {
   summary: 're-block audio into chunks of exactly `size` samples per channel, zero-padding the end of each segment',
   params: chunkParams,
   caps: ({ size }, input) => (input.kind === 'audio' ? { ...input, chunk: size } : `chunk takes audio, got ${input.kind}`),
+  // one whole chunk; at a rate known only at run time, at the lowest rate taken (the longest)
+  holds: ({ size }, input) => (input.kind === 'audio' ? size / (input.sampleRate ?? MIN_SAMPLE_RATE) : 0),
   create: (p) => chunk(p),
 };

@@ -2,6 +2,7 @@
  * infer: audio chunks and idle ticks in, rendered video frames out, through a FrameRenderer (a
  * model), with up to `maxInFlight` renders running at once and every output in input order.
  */
+import { availableParallelism } from 'node:os';
 import { from, Observable, of, switchMap, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { Logger } from '../log.ts';
@@ -209,6 +210,12 @@ export function infer(renderer: FrameRenderer, options: InferOptions = {}): Oper
 
 const providerName = z.enum(['cuda', 'webgpu', 'cpu']);
 
+/** The machine's cores: ORT threads per operator beyond them only oversubscribe it (and a huge count never starts). */
+const CORES = availableParallelism();
+
+/** Lookahead of a SyncTalk bundle, seconds of audio after a frame's start (src/synctalk/audio-attention-windows.ts). */
+const LOOKAHEAD_SECONDS = { full: 0.2525, 'low-latency': 0.1325 } as const;
+
 export const inferParams = z.object({
   model: z
     .string()
@@ -222,15 +229,21 @@ export const inferParams = z.object({
     .min(1)
     .default([...DEFAULT_PROVIDERS])
     .describe('execution providers to try, in order (default cuda, webgpu, cpu); each failure is logged once'),
-  maxInFlight: z.number().int().min(1).default(2).describe('renders running at once (default 2)'),
-  intraOpThreads: z.number().int().min(1).default(1).describe('ORT threads per operator (default 1)'),
+  maxInFlight: z.number().int().min(1).max(64).default(2).describe('renders running at once (default 2; at most 64)'),
+  intraOpThreads: z
+    .number()
+    .int()
+    .min(1)
+    .max(CORES, `at most this machine's ${CORES} cores`)
+    .default(1)
+    .describe(`ORT threads per operator (default 1; at most the machine's cores, ${CORES} here)`),
   lookahead: z
     .enum(['full', 'low-latency'])
     .optional()
     .describe(
       "SyncTalk bundles: audio after a frame's start needed to render it: 'full' (default) 252.5 ms, as trained; 'low-latency' 132.5 ms (future features replicated)",
     ),
-});
+}).strict();
 
 export type InferParams = z.output<typeof inferParams>;
 
@@ -311,6 +324,8 @@ export const inferElement: OperatorElement<typeof inferParams> = {
   summary: 'render audio chunks and idle ticks into video frames with an ONNX model (default: the demo face) or a SyncTalk avatar bundle',
   params: inferParams,
   caps: inferCaps,
+  // a SyncTalk bundle waits for its lookahead of audio after each frame's start; the demo face renders each chunk as it comes
+  holds: (params) => (isBundleFolder(modelPath(params)) ? LOOKAHEAD_SECONDS[params.lookahead ?? 'full'] : 0),
   create: (params, ctx) => (input) =>
     new Observable<PipelineEvent>((subscriber) => {
       const path = modelPath(params);

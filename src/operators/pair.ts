@@ -22,6 +22,7 @@
 import { Observable, type OperatorFunction } from 'rxjs';
 import { match } from 'ts-pattern';
 import { z } from 'zod';
+import { MAX_CHANNELS, MAX_SAMPLE_RATE } from '../dsp/audio-limits.ts';
 import { audio, type AudioChunk, type AvFrame, type PipelineEvent, type VideoFrame } from '../events.ts';
 import type { OperatorElement } from '../pipelines/element.ts';
 
@@ -225,8 +226,14 @@ export function pairWithAudio(sourceAudio: Observable<PipelineEvent>, options: P
 
 const pairParams = z
   .object({
-    idleSampleRate: z.number().int().min(8000).default(48_000).describe('Hz of the silence paired with idle frames before any audio was seen (default 48000)'),
-    idleChannels: z.number().int().min(1).default(1).describe('channels of that silence (default 1)'),
+    idleSampleRate: z
+      .number()
+      .int()
+      .min(8000)
+      .max(MAX_SAMPLE_RATE)
+      .default(48_000)
+      .describe(`Hz of the silence paired with idle frames before any audio was seen (default 48000; 8000 to ${MAX_SAMPLE_RATE})`),
+    idleChannels: z.number().int().min(1).max(MAX_CHANNELS).default(1).describe(`channels of that silence (default 1; at most ${MAX_CHANNELS})`),
   })
   .strict();
 

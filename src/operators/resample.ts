@@ -21,14 +21,22 @@
  */
 import { Observable, type OperatorFunction, type Subscriber } from 'rxjs';
 import { z } from 'zod';
-import { designFilter, StreamResampler, type PolyphaseFilter } from '../dsp/resampler.ts';
-import { InputError, PipelineSpecError } from '../errors.ts';
+import { MAX_SAMPLE_RATE, MIN_SAMPLE_RATE, sampleRateProblem } from '../dsp/audio-limits.ts';
+import { designFilter, lookaheadSeconds, StreamResampler, type PolyphaseFilter } from '../dsp/resampler.ts';
+import { InputError } from '../errors.ts';
 import { audio, chunkFrames, type AudioChunk, type PipelineEvent } from '../events.ts';
 import type { OperatorElement } from '../pipelines/element.ts';
+import { parseParams } from '../pipelines/params.ts';
 
 const resampleParams = z
   .object({
-    rate: z.number().int().positive().default(16000).describe('output sample rate, Hz (default 16000)'),
+    rate: z
+      .number()
+      .int()
+      .min(MIN_SAMPLE_RATE)
+      .max(MAX_SAMPLE_RATE)
+      .default(16000)
+      .describe(`output sample rate, Hz (default 16000; ${MIN_SAMPLE_RATE} to ${MAX_SAMPLE_RATE})`),
     channels: z
       .number()
       .int()
@@ -95,9 +103,7 @@ function downmix(a: AudioChunk): AudioChunk {
 }
 
 export function resample(options: ResampleOptions = {}): OperatorFunction<PipelineEvent, PipelineEvent> {
-  const parsed = resampleParams.safeParse(options);
-  if (!parsed.success) throw new PipelineSpecError('resample', parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; '));
-  const { rate, channels } = parsed.data;
+  const { rate, channels } = parseParams('resample', resampleParams, options);
   const filters = new Map<number, PolyphaseFilter>();
   const filterFrom = (inRate: number): PolyphaseFilter => {
     let f = filters.get(inRate);
@@ -122,9 +128,8 @@ export function resample(options: ResampleOptions = {}): OperatorFunction<Pipeli
         if (channels !== 1 && a.channels !== channels) {
           throw new InputError('resample', `cannot make ${channels} channels of ${a.channels}-channel audio (channels=1 downmixes; other counts must match)`);
         }
-        if (!Number.isInteger(a.sampleRate) || a.sampleRate <= 0) {
-          throw new InputError('resample', `input sample rate ${a.sampleRate} Hz is not a whole positive number`);
-        }
+        const badRate = sampleRateProblem(a.sampleRate);
+        if (badRate !== null) throw new InputError('resample', `input ${badRate}`);
         if (stream !== null && !stream.accepts(a)) end();
         if (a.sampleRate === rate) {
           emit(a.channels === channels ? a : downmix(a));
@@ -169,5 +174,7 @@ export const resampleElement: OperatorElement<typeof resampleParams> = {
     }
     return { kind: 'audio', sampleRate: rate, channels, chunk: input.sampleRate === rate ? input.chunk : null };
   },
+  // the filter's look-ahead; for an input rate known only at run time, at the lowest rate taken (the longest)
+  holds: ({ rate }, input) => (input.kind === 'audio' ? lookaheadSeconds(input.sampleRate ?? MIN_SAMPLE_RATE, rate) : 0),
   create: (p) => resample(p),
 };

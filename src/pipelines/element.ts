@@ -48,13 +48,18 @@ interface ElementBase<P extends z.ZodTypeAny> {
   readonly name: string;
   /** One line for `--help` and error messages. */
   readonly summary: string;
-  /** Parameters, with defaults and units documented in their `describe()`. */
+  /**
+   * Parameters, with defaults and units documented in their `describe()`: a `z.object`. Specs and code parse it
+   * with `parseParams` (pipelines/params.ts), which rejects keys it does not declare.
+   */
   readonly params: P;
 }
 
 export interface SourceElement<P extends z.ZodTypeAny = z.ZodTypeAny> extends ElementBase<P> {
   readonly role: 'source';
   readonly caps: (params: z.output<P>) => Caps;
+  /** Seconds of audio it reserves from the budget at once (its chunk), for the budget check; default 0. */
+  readonly holds?: (params: z.output<P>) => number;
   readonly create: (params: z.output<P>, ctx: PipelineContext) => Observable<PipelineEvent>;
 }
 
@@ -62,6 +67,12 @@ export interface OperatorElement<P extends z.ZodTypeAny = z.ZodTypeAny> extends 
   readonly role: 'operator';
   /** Output caps for these input caps, or a string naming why the input cannot be accepted. */
   readonly caps: (params: z.output<P>, input: Caps, fps: number) => Caps | string;
+  /**
+   * Seconds of input audio it may take in before it emits what covers the first of them (a chunk to fill, a
+   * filter's or a model's look-ahead), at most, for these input caps; default 0. The spec check requires a budget
+   * of at least the sum of these along the pipeline plus one frame: a smaller one would stall the pipeline.
+   */
+  readonly holds?: (params: z.output<P>, input: Caps) => number;
   readonly create: (params: z.output<P>, ctx: PipelineContext) => EventOperator;
 }
 

@@ -12,11 +12,14 @@
  *
  * Errors are one line naming where: `demo.json: operators[1].element: unknown element "chunks"
  * (operators: resample, chunk, ...)`, `demo.json: operators[2].maxInFlight: expected number, received string`.
+ * Parameters are strict (pipelines/params.ts). `budgetSeconds` must hold what the elements take in before the
+ * first frame reaches the sink (the sum of their `holds`, plus one frame); a smaller budget would stall.
  */
 import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { PipelineSpecError } from '../errors.ts';
 import type { Caps, Element, OperatorElement, SinkElement, SourceElement } from './element.ts';
+import { jsonPath, parseParams } from './params.ts';
 
 const elementRef = z.object({ element: z.string() }).passthrough();
 
@@ -24,8 +27,13 @@ export const pipelineSpecSchema = z
   .object({
     $schema: z.string().optional(),
     description: z.string().optional(),
-    fps: z.number().positive().default(25).describe('output frames per second (default 25)'),
-    budgetSeconds: z.number().positive().default(2).describe('seconds of audio allowed in flight between source and sink (default 2)'),
+    fps: z.number().positive().max(240).default(25).describe('output frames per second (default 25; at most 240)'),
+    budgetSeconds: z
+      .number()
+      .positive()
+      .max(3600)
+      .default(2)
+      .describe('seconds of audio allowed in flight between source and sink (default 2; at least what the elements hold before the first frame, see holds)'),
     source: elementRef,
     operators: z.array(elementRef).default([]),
     sink: elementRef,
@@ -53,9 +61,6 @@ export interface TypedPipeline {
 
 export type Registry = ReadonlyArray<Element>;
 
-const where = (path: ReadonlyArray<string | number>): string =>
-  path.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc === '' ? p : `${acc}.${p}`), '');
-
 const describeCaps = (c: Caps): string =>
   c.kind === 'audio'
     ? `audio (${c.sampleRate ?? 'any'} Hz, ${c.channels ?? 'any'} ch, chunk ${c.chunk ?? 'any'})`
@@ -72,23 +77,38 @@ function resolve<R extends Element['role']>(
   const element = candidates.find((e) => e.name === ref.element);
   if (element === undefined) {
     const names = candidates.map((e) => e.name).join(', ');
-    throw new PipelineSpecError(origin, `${where([...path, 'element'])}: unknown ${role} "${ref.element}" (valid ${role}s: ${names})`);
+    throw new PipelineSpecError(origin, `${jsonPath([...path, 'element'])}: unknown ${role} "${ref.element}" (valid ${role}s: ${names})`);
   }
   const { element: _name, ...raw } = ref;
-  const parsed = element.params.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0];
-    throw new PipelineSpecError(origin, `${where([...path, ...issue.path])}: ${issue.message.replace(/^./, (c) => c.toLowerCase())} (${element.name})`);
+  return { element, params: parseParams(element.name, element.params, raw, { origin, prefix: path }) };
+}
+
+/** Seconds, rounded up to the millisecond, for messages. */
+const ms = (s: number): string => `${Math.ceil(s * 1000 - 1e-6) / 1000}`;
+
+/** The path of the first `__proto__` key in `json` (JSON.parse keeps it as a key; object spreads would drop it), or null. */
+function protoKey(json: unknown, path: ReadonlyArray<string | number> = []): ReadonlyArray<string | number> | null {
+  if (typeof json !== 'object' || json === null) return null;
+  for (const [k, v] of Object.entries(json)) {
+    const at = [...path, Array.isArray(json) ? Number(k) : k];
+    if (k === '__proto__') return at;
+    const inner = protoKey(v, at);
+    if (inner !== null) return inner;
   }
-  return { element, params: parsed.data };
+  return null;
 }
 
 /** Validate a parsed JSON value into a typed pipeline. `origin` names it in errors (a file path). */
 export function validatePipeline(json: unknown, registry: Registry, origin = 'pipeline'): TypedPipeline {
+  const proto = protoKey(json);
+  if (proto !== null) throw new PipelineSpecError(origin, `${jsonPath(proto)}: not a valid key`);
   const top = pipelineSpecSchema.safeParse(json);
   if (!top.success) {
     const issue = top.error.issues[0];
-    const at = where(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      throw new PipelineSpecError(origin, `${jsonPath([...issue.path, issue.keys[0]])}: unknown key (a pipeline spec has: ${Object.keys(pipelineSpecSchema.shape).join(', ')})`);
+    }
+    const at = jsonPath(issue.path);
     throw new PipelineSpecError(origin, `${at === '' ? '' : `${at}: `}${issue.message.replace(/^./, (c) => c.toLowerCase())}`);
   }
   const spec = top.data;
@@ -96,11 +116,13 @@ export function validatePipeline(json: unknown, registry: Registry, origin = 'pi
   const src = resolve(registry, 'source', spec.source, ['source'], origin);
   let caps = src.element.caps(src.params);
   const source: Bound<SourceElement> = { element: src.element, params: src.params, caps };
+  const holds: Array<[string, number]> = [[src.element.name, src.element.holds?.(src.params) ?? 0]];
 
   const operators = spec.operators.map((ref, i): Bound<OperatorElement> => {
     const op = resolve(registry, 'operator', ref, ['operators', i], origin);
     const out = op.element.caps(op.params, caps, spec.fps);
     if (typeof out === 'string') throw new PipelineSpecError(origin, `operators[${i}] (${op.element.name}): ${out}; it receives ${describeCaps(caps)}`);
+    holds.push([op.element.name, op.element.holds?.(op.params, caps) ?? 0]);
     caps = out;
     return { element: op.element, params: op.params, caps: out };
   });
@@ -108,6 +130,16 @@ export function validatePipeline(json: unknown, registry: Registry, origin = 'pi
   const snk = resolve(registry, 'sink', spec.sink, ['sink'], origin);
   const refused = snk.element.accepts(snk.params, caps);
   if (refused !== null) throw new PipelineSpecError(origin, `sink (${snk.element.name}): ${refused}; it receives ${describeCaps(caps)}`);
+
+  const held = holds.filter(([, s]) => s > 0);
+  const needed = held.reduce((sum, [, s]) => sum + s, 0) + 1 / spec.fps;
+  if (spec.budgetSeconds < needed - 1e-9) {
+    const parts = [...held.map(([name, s]) => `${name} ${ms(s)} s`), `one frame ${ms(1 / spec.fps)} s`].join(', ');
+    throw new PipelineSpecError(
+      origin,
+      `budgetSeconds: ${spec.budgetSeconds} s cannot hold the ${ms(needed)} s of audio the pipeline takes in before its first frame is written (${parts}); the pipeline would stall`,
+    );
+  }
 
   return { fps: spec.fps, budgetSeconds: spec.budgetSeconds, source, operators, sink: { element: snk.element, params: snk.params, caps } };
 }

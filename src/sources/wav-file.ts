@@ -69,7 +69,7 @@ export function wavFile(path: string, opts: WavFileOptions): Observable<Pipeline
 const params = z
   .object({
     path: z.string().min(1).describe('the WAV file to read'),
-    chunkMs: z.number().positive().finite().default(20).describe('milliseconds of audio per emitted chunk (default 20)'),
+    chunkMs: z.number().positive().max(1000).default(20).describe('milliseconds of audio per emitted chunk (default 20; at most 1000)'),
     nonFinite: z
       .enum(['silence', 'reject'])
       .default('silence')
@@ -84,5 +84,6 @@ export const wavFileElement: SourceElement<typeof params> = {
   summary: 'reads a WAV file (PCM 8-32 bit, float, mu-law, A-law; any rate and channels) as one speech segment',
   params,
   caps: () => ({ kind: 'audio', sampleRate: null, channels: null, chunk: null }),
+  holds: (p) => p.chunkMs / 1000,
   create: (p, ctx) => wavFile(p.path, { chunkMs: p.chunkMs, nonFinite: p.nonFinite, budget: ctx.budget, log: ctx.log }),
 };

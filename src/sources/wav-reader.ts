@@ -7,7 +7,8 @@
  *   yield:                          [block][block][block][blk]|
  *
  * Formats: PCM 8-bit unsigned, 16/24/32-bit signed; IEEE float 32/64-bit; G.711 mu-law and A-law (8-bit); the same
- * inside WAVE_FORMAT_EXTENSIBLE (0xFFFE, picked by the subformat GUID). Any channel count >= 1 and any sample rate.
+ * inside WAVE_FORMAT_EXTENSIBLE (0xFFFE, picked by the subformat GUID). Sample rates 1000 to 768000 Hz and 1 to 64
+ * channels (dsp/audio-limits.ts); anything else in the header is refused in one line before a buffer is sized from it.
  *
  * Chunks: unknown chunks (LIST, fact, ...) are skipped, odd sizes padded to even. A data size of 0 or 0xFFFFFFFF (as
  * streaming encoders write) means "until the end of the file" (`dataBytes: null`). The RIFF size is not trusted
@@ -24,6 +25,7 @@
  * one block and at most what the file holds. An early `return()` of the generator closes the file.
  */
 import { open, type FileHandle } from 'node:fs/promises';
+import { channelsProblem, sampleRateProblem } from '../dsp/audio-limits.ts';
 import { InputError } from '../errors.ts';
 
 export interface WavFormat {
@@ -220,8 +222,8 @@ async function readFmt(path: string, handle: FileHandle, body: number, size: num
   const sampleRate = f.readUInt32LE(4);
   const blockAlign = f.readUInt16LE(12);
   const bitsPerSample = f.readUInt16LE(14);
-  if (channels === 0) throw new InputError(path, 'zero channels in the fmt chunk');
-  if (sampleRate === 0) throw new InputError(path, 'zero sample rate in the fmt chunk');
+  const range = channelsProblem(channels) ?? sampleRateProblem(sampleRate);
+  if (range !== null) throw new InputError(path, `${range} in the fmt chunk`);
   let effectiveTag = tag;
   let where = '';
   if (tag === EXTENSIBLE) {
