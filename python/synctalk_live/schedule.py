@@ -66,8 +66,7 @@ class ScheduledMarcher(nn.Module):
 
     def lattice_samples(self, o, d, near, far, count):
         """t [B, R, count] of the first `count` occupied lattice points of each ray and taken [B, R, count]."""
-        b, r = near.shape
-        dt = torch.full((b, r, LATTICE - 1), DT, dtype=torch.float32)
+        dt = near[:, :, None] * 0.0 + torch.full((LATTICE - 1,), DT)
         t = RunningSum.apply(torch.cat([near[:, :, None], dt], dim=2))
         p = torch.clamp(o[:, :, None, :] + t[..., None] * d[:, :, None, :], -BOUND, BOUND)
         v = torch.floor(torch.clamp(0.5 * (p + 1) * GRID, 0.0, GRID - 1.0))
@@ -81,9 +80,14 @@ class ScheduledMarcher(nn.Module):
         return torch.clamp(o + t[..., None] * d, -BOUND, BOUND)
 
     @staticmethod
+    def gather3(v, index):
+        """v [B, X, 3] at index [B, Y] -> [B, Y, 3] (one Gather per channel: no expand to a runtime shape)."""
+        return torch.stack([torch.gather(v[:, :, c], 1, index) for c in range(3)], dim=2)
+
+    @staticmethod
     def composite(alpha, rgb, taken, wsum, image, going):
         """kernel_composite_rays over the samples on axis 2 (in order) from wsum [B, X], image [B, X, 3] and the
-        rays still going [B, X]; returns wsum, image, going and g [B, X, samples]: going after each sample."""
+        rays still going [B, X]; returns wsum, image and g [B, X, samples]: still going after each sample."""
         thresh = torch.tensor(T_THRESH, dtype=torch.float32)
         after = []
         for k in range(alpha.shape[2]):
@@ -94,28 +98,29 @@ class ScheduledMarcher(nn.Module):
             image = torch.where(going[..., None], image + w[..., None] * rgb[:, :, k], image)
             going = going & (trans >= thresh)
             after.append(going)
-        return wsum, image, going, torch.stack(after, dim=2)
+        return wsum, image, torch.stack(after, dim=2)
 
     def schedule_end(self, g):
-        """s_end [B] (float) of SyncTalk's loop from g [B, R, 16] (g[:, :, s - 1] = alive at step s)."""
+        """s_end [B, 1] (float) of SyncTalk's loop from g [B, R, 16] (g[:, :, s - 1] = alive at step s)."""
         counts = g.float().sum(dim=1)
         steps = torch.arange(1, MAX_STEPS + 1, dtype=torch.float32)
-        s = torch.ones(counts.shape[0])
+        s = counts[:, :1] * 0.0 + 1.0
         for _ in range(MAX_STEPS - 1):
-            alive = (counts * (steps == s[:, None]).float()).sum(dim=1)
+            alive = (counts * (steps == s).float()).sum(dim=1, keepdim=True)
             run = (s < MAX_STEPS) & (alive > 0)
             n = torch.clamp(torch.floor(self.pixels / torch.clamp(alive, min=1.0)), 1.0, float(MAX_COMPACT))
             s = torch.where(run, s + n, s)
         return s
 
     def forward(self, o, d, near, far, field):
-        b, r = near.shape
+        r = self.rays
         ts, taken = self.lattice_samples(o, d, near, far, self.base + (EXTRA if self.extra else 0))
-        xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :self.base]).reshape(b, -1, 3)
-        sigma, rgb = field(xyz, d[:, :, None, :].expand(b, r, self.base, 3).reshape(b, -1, 3))
-        alpha = (1.0 - torch.exp(-sigma * DT)).reshape(b, r, self.base)
-        wsum, image, _, g = self.composite(alpha, rgb.reshape(b, r, self.base, 3), taken, torch.zeros(b, r),
-                                           torch.zeros(b, r, 3), torch.ones(b, r, dtype=torch.bool))
+        xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :self.base]).reshape(-1, r * self.base, 3)
+        sigma, rgb = field(xyz, d[:, :, None, :].repeat(1, 1, self.base, 1).reshape(-1, r * self.base, 3))
+        alpha = (1.0 - torch.exp(-sigma * DT)).reshape(-1, r, self.base)
+        zero = near * 0.0
+        wsum, image, g = self.composite(alpha, rgb.reshape(-1, r, self.base, 3), taken, zero,
+                                        zero[:, :, None].repeat(1, 1, 3), near == near)
         if not self.extra:
             return wsum, image
         return self.extra_samples(o, d, ts, taken, g, wsum, image, field)
@@ -123,36 +128,34 @@ class ScheduledMarcher(nn.Module):
     def extra_samples(self, o, d, ts, taken, g, wsum, image, field):
         """Samples 16 .. s_end - 1 of the rays alive after 16 (g_16): the q-th such ray (TopK order = ray order)
         owns slots q X .. q X + X - 1 of the E-slot buffer, X = s_end - 16; composited on from its first 16."""
-        b, r, width = ts.shape
-        x = torch.clamp(self.schedule_end(g) - MAX_STEPS, 0.0, float(EXTRA))[:, None]
+        r, width = self.rays, ts.shape[2]
+        x = torch.clamp(self.schedule_end(g) - MAX_STEPS, 0.0, float(EXTRA))
         alive16 = g[:, :, MAX_STEPS - 1]
         top, order = torch.topk(alive16.float() * (self.rays - self.ray_index), self.compact, dim=1)
-        listed = top > 0.0
         ray = order.float()
+        # slot j of the buffer: ray number q = j // X of the list, its sample 16 + j - q X
         step = torch.clamp(x, min=1.0)
-        j = torch.arange(self.extra, dtype=torch.float32)[None, :]
+        j = torch.arange(self.extra, dtype=torch.float32)
         q = torch.clamp(torch.floor(j / step), max=float(self.compact - 1))
         ray_j = torch.gather(ray, 1, q.long())
-        flat_t = (ray_j * width + (MAX_STEPS + j - q * step)).long()
-        t = torch.gather(ts.reshape(b, -1), 1, flat_t)
-        d_j = torch.gather(d, 1, ray_j.long()[:, :, None].expand(b, self.extra, 3))
+        flat_t = ray_j * width + (MAX_STEPS + torch.clamp(j - q * step, max=float(EXTRA - 1)))
+        t = torch.gather(ts.reshape(-1, r * width), 1, flat_t.long())
+        d_j = self.gather3(d, ray_j.long())
         sigma, rgb = field(self.points(o, d_j, t), d_j)
         alpha = 1.0 - torch.exp(-sigma * DT)
-        i = torch.arange(EXTRA, dtype=torch.float32)[None, None, :]
-        in_run = i < x[:, :, None]
-        first = torch.arange(self.compact, dtype=torch.float32)[None, :, None] * step[:, :, None]
-        slot = torch.clamp(first + i, max=float(self.extra - 1)).long().reshape(b, -1)
-        k = self.compact * EXTRA
-        alpha_q = torch.gather(alpha, 1, slot).reshape(b, self.compact, EXTRA)
-        rgb_q = torch.gather(rgb, 1, slot[:, :, None].expand(b, k, 3)).reshape(b, self.compact, EXTRA, 3)
-        flat_taken = (ray[:, :, None] * width + MAX_STEPS + i).long().reshape(b, -1)
-        taken_q = torch.gather(taken.reshape(b, -1), 1, flat_taken).reshape(b, self.compact, EXTRA) & in_run
-        ws_q, image_q, _, _ = self.composite(alpha_q, rgb_q, taken_q, torch.gather(wsum, 1, order),
-                                             torch.gather(image, 1, order[:, :, None].expand(b, self.compact, 3)),
-                                             listed)
-        # a ray's rank among the g_16 rays; only frames with x >= 1 use it, and they have at most `compact`
+        # the list's rays composite on: sample i of ray q is slot q X + i (i < X)
+        i = torch.arange(EXTRA, dtype=torch.float32)
+        first = torch.arange(self.compact, dtype=torch.float32)[:, None] * step[:, :, None]
+        slot = torch.clamp(first + i, max=float(self.extra - 1)).long().reshape(-1, self.compact * EXTRA)
+        alpha_q = torch.gather(alpha, 1, slot).reshape(-1, self.compact, EXTRA)
+        rgb_q = self.gather3(rgb, slot).reshape(-1, self.compact, EXTRA, 3)
+        flat_taken = (ray[:, :, None] * width + (MAX_STEPS + i)).long().reshape(-1, self.compact * EXTRA)
+        taken_q = torch.gather(taken.reshape(-1, r * width), 1, flat_taken).reshape(-1, self.compact, EXTRA)
+        taken_q = taken_q & (i < x[:, :, None])
+        ws_q, image_q, _ = self.composite(alpha_q, rgb_q, taken_q, torch.gather(wsum, 1, order),
+                                          self.gather3(image, order), top > 0.0)
+        # back to the rays: a ray's rank among the g_16 rays (frames with X >= 1 have at most `compact` of them)
         rank = torch.clamp(torch.cumsum(alive16.float(), dim=1) - 1.0, 0.0, float(self.compact - 1)).long()
         extended = alive16 & (x > 0.0)
-        ws = torch.where(extended, torch.gather(ws_q, 1, rank), wsum)
-        img = torch.where(extended[..., None], torch.gather(image_q, 1, rank[:, :, None].expand(b, r, 3)), image)
-        return ws, img
+        return (torch.where(extended, torch.gather(ws_q, 1, rank), wsum),
+                torch.where(extended[..., None], self.gather3(image_q, rank), image))
