@@ -93,6 +93,12 @@ export interface OnnxModelOptions {
 
 type Pending = { readonly session: number | null; resolve: (r: WorkerReply) => void; reject: (e: Error) => void };
 
+/**
+ * The worker thread's entry: the compiled onnx-worker.js beside this module (the built package, dist/), or,
+ * when this module runs from the TypeScript sources (tsx), a boot module that registers tsx in the thread first.
+ */
+const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './onnx-worker-boot.mjs' : './onnx-worker.js', import.meta.url);
+
 /** Request/reply plumbing over one worker thread; replies are matched to requests by id, requests name their session. */
 class WorkerChannel {
   private readonly worker: Worker;
@@ -102,7 +108,7 @@ class WorkerChannel {
   private readonly exited: Promise<void>;
 
   constructor() {
-    this.worker = new Worker(new URL('./onnx-worker-boot.mjs', import.meta.url));
+    this.worker = new Worker(WORKER_ENTRY);
     // An idle thread does not keep the process alive; a queued request does (see request()).
     this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));
@@ -199,7 +205,8 @@ let nextSession = 0;
 
 /** The first line of an ORT error, without the path it repeats or the source location of a failed check. */
 function reason(error: string, path: string): string {
-  const line = (error.split('\n')[0] ?? '').replaceAll(path, '<model>');
+  // onnxruntime's own source location and C++ signature (`/onnxruntime_src/.../model.cc:187 onnxruntime::Model::Model(...)`) say nothing to a user
+  const line = (error.split('\n')[0] ?? '').replaceAll(path, '<model>').replace(/\/\S*\.(?:cc|cpp|h):\d+ (?:[\w:~<>]+\([^)]*\)(?: const)? )?/g, '');
   const check = line.indexOf(' was false. ');
   return (check >= 0 ? line.slice(check + ' was false. '.length) : line).trim();
 }
@@ -255,6 +262,7 @@ export class OnnxModel implements ModelRunner {
     const file = await stat(path).catch(() => null);
     if (!file) throw new ModelError(path, 'no such file');
     if (!file.isFile()) throw new ModelError(path, 'not a file');
+    if (file.size === 0) throw new ModelError(path, 'empty file (0 bytes), not an ONNX model');
     if (providers.length === 0) throw new ModelError(path, 'no execution provider to try (providers is empty)');
     let own: ThreadLease | null = null;
     let last = '';
