@@ -50,15 +50,16 @@ async function shared(model: string): Promise<object> {
   return result;
 }
 
-/** Feeds for render.onnx from the bundle's manifest and tracks (track frame 0; images a fixed pattern). */
+/** Feeds for render.onnx from the bundle's manifest and tracks (track frames 0, 1, ...; images a fixed pattern); a symbolic batch dimension is 2. */
 function renderFeeds(bundle: string): Record<string, ort.Tensor> {
   const manifest = JSON.parse(readFileSync(join(bundle, 'manifest.json'), 'utf8')) as {
-    graphs: { render: { inputs: Array<{ name: string; dtype: 'float32' | 'uint8'; shape: number[] }> } };
+    graphs: { render: { inputs: Array<{ name: string; dtype: 'float32' | 'uint8'; shape: Array<number | string> }> } };
   };
   const tracks = JSON.parse(readFileSync(join(bundle, 'tracks.json'), 'utf8')) as Record<string, number[][]>;
   const feeds: Record<string, ort.Tensor> = {};
   for (const input of manifest.graphs.render.inputs) {
-    const n = input.shape.reduce((a, b) => a * b, 1);
+    const shape = input.shape.map((d) => (typeof d === 'number' ? d : 2));
+    const n = shape.reduce((a, b) => a * b, 1);
     const track = { pose: tracks.poses, eye: tracks.eyes, anchor: tracks.anchors }[input.name];
     const data =
       input.dtype === 'uint8'
@@ -66,7 +67,7 @@ function renderFeeds(bundle: string): Record<string, ort.Tensor> {
         : track
           ? Float32Array.from({ length: n }, (_, k) => track[Math.floor(k / track[0].length) % track.length][k % track[0].length])
           : Float32Array.from({ length: n }, (_, k) => 0.5 * Math.sin(k));
-    feeds[input.name] = new ort.Tensor(input.dtype, data, input.shape);
+    feeds[input.name] = new ort.Tensor(input.dtype, data, shape);
   }
   return feeds;
 }
