@@ -82,7 +82,7 @@ export async function syncTalkMsPerFrame(size: number, seconds = 0.6): Promise<S
       const feeds = {
         enc_a: { type: 'float32' as const, dims: [1, 32], data: new Float32Array(32) },
         eye: { type: 'float32' as const, dims: [1, bundle.manifest.eye_dim], data: new Float32Array(bundle.manifest.eye_dim) },
-        pose: { type: 'float32' as const, dims: [4, 4], data: bundle.tracks.poses.slice(0, 16) },
+        pose: { type: 'float32' as const, dims: [1, 4, 4], data: bundle.tracks.poses.slice(0, 16) },
         ...Object.fromEntries(Object.entries(await bundle.images(k)).map(([n, f]) => [n, { ...f, data: f.data.slice() }])),
       };
       const t0 = performance.now();

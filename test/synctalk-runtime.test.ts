@@ -210,8 +210,10 @@ describe('synctalk runtime', () => {
     const manifest = JSON.parse(readFileSync(join(broken, 'manifest.json'), 'utf8')) as { width: number };
     writeFileSync(join(broken, 'manifest.json'), JSON.stringify({ ...manifest, width: 'wide' }));
     expect(() => readSyncTalkManifest(broken)).toThrow(/^.*broken\/manifest\.json: width: expected number, received string$/i);
+    writeFileSync(join(broken, 'manifest.json'), JSON.stringify({ ...manifest, version: 1 }));
+    expect(() => readSyncTalkManifest(broken)).toThrow(/broken\/manifest\.json: bundle format version 1; this runtime reads version 2 .*: re-export the bundle with synctalk-live export$/);
     writeFileSync(join(broken, 'manifest.json'), JSON.stringify({ ...manifest, width: 48 }));
-    expect(() => readSyncTalkManifest(broken)).toThrow(/manifest\.json: graphs\.render declares .*; a portrait bundle needs .*\[32, 48, 4\]/);
+    expect(() => readSyncTalkManifest(broken)).toThrow(/manifest\.json: graphs\.render declares .*; a portrait bundle needs .*\[batch, 32, 48, 4\]/);
     writeFileSync(join(broken, 'manifest.json'), JSON.stringify(manifest));
     unlinkSync(join(broken, 'ori', '000003.png'));
     await expect(SyncTalkBundle.open(broken, onnxGraphLoader({ providers: ['cpu'], log }))).rejects.toThrow(/broken\/ori: missing 1 of 6 frames \(first: 000003\.png\)$/);

@@ -12,7 +12,7 @@ def sh_encode(d):
     xy, yz, xz = x * y, y * z, x * z
     x2, y2, z2 = x * x, y * y, z * z
     return torch.stack([
-        torch.full_like(x, 0.28209479177387814),
+        x * 0.0 + 0.28209479177387814,  # not full_like: the render graph has a symbolic batch (no runtime shapes)
         -0.48860251190291987 * y,
         0.48860251190291987 * z,
         -0.48860251190291987 * x,

@@ -21,14 +21,15 @@ from .audio import ATT_AFTER, ATT_BEFORE, ATT_LEN
 from .checkpoint import load_audio_head, load_ave, load_nerf_checkpoint
 from .dataset import SyncTalkData
 from .errors import InputError
-from .graphs import RenderGraph
+from .graphs import AudioAttGraph, RenderGraph
 from .marcher import unpack_bitfield, visible_pixels
 from .model import wrapped_anchor
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 FPS = 25
 OPSET = 16
 DEFAULT_SAMPLES = 16
+BATCH = 'batch'
 
 
 def find_checkpoint(workspace, ckpt):
@@ -45,10 +46,13 @@ def find_checkpoint(workspace, ckpt):
 
 
 def _export(module, args, path, inputs, outputs):
+    """Exports `module` with every input and output batched: first dimension symbolic (BATCH)."""
+    names = [n for n, _ in inputs] + [n for n, _ in outputs]
     with torch.no_grad(), warnings.catch_warnings():
         warnings.simplefilter('ignore')
         torch.onnx.export(module, args, str(path), input_names=[n for n, _ in inputs],
-                          output_names=[n for n, _ in outputs], opset_version=OPSET, do_constant_folding=True)
+                          output_names=[n for n, _ in outputs], opset_version=OPSET, do_constant_folding=True,
+                          dynamic_axes={n: {0: BATCH} for n in names})
     onnx.checker.check_model(str(path))
     return {'inputs': [_io(n, t) for n, t in zip([n for n, _ in inputs], args)],
             'outputs': [_io(n, t) for n, t in outputs]}
@@ -56,7 +60,7 @@ def _export(module, args, path, inputs, outputs):
 
 def _io(name, tensor):
     dtype = {torch.float32: 'float32', torch.uint8: 'uint8'}[tensor.dtype]
-    return {'name': name, 'dtype': dtype, 'shape': list(tensor.shape)}
+    return {'name': name, 'dtype': dtype, 'shape': [BATCH, *tensor.shape[1:]]}
 
 
 def ray_pixels(sd, data, mode):
@@ -94,10 +98,10 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
     h, w = data.height, data.width
 
     log(f'audio graphs from {ave_path} and {ckpt_path}')
-    mel = torch.zeros(1, 1, 80, 16)
+    mel = torch.zeros(2, 1, 80, 16)
     graphs = {'audio': _export(ave, (mel,), out / 'audio.onnx', [('mel', mel)], [('feature', torch.zeros(1, 512))])}
-    feats = torch.zeros(ATT_LEN, 512)
-    graphs['audio_att'] = _export(head, (feats,), out / 'audio_att.onnx', [('features', feats)],
+    feats = torch.zeros(2, ATT_LEN, 512)
+    graphs['audio_att'] = _export(AudioAttGraph(head), (feats,), out / 'audio_att.onnx', [('features', feats)],
                                   [('enc_a', torch.zeros(1, 32))])
 
     log(f'render graph {w}x{h}, {samples} samples/ray, mode {mode}{" (au45)" if au45 else ""}')
@@ -105,16 +109,18 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
     log(f'{int(rays.sum())} of {h * w} pixels need a ray')
     render = RenderGraph(sd, mode, h, w, data.intrinsics, samples, data.bc_u8().astype(np.float32) / 255.0,
                          mean_density_torso, rays).eval()
-    args = [('enc_a', torch.zeros(1, 32)), ('eye', torch.zeros(1, eyes.shape[1])),
-            ('pose', torch.from_numpy(data.poses[0]))]
+    # traced with a batch of 2 (a batch of 1 could let the tracer fold the batch axis away)
+    pose = torch.from_numpy(np.stack([data.poses[0], data.poses[-1]]))
+    args = [('enc_a', torch.zeros(2, 32)), ('eye', torch.zeros(2, eyes.shape[1])), ('pose', pose)]
     if mode == 'torso':
-        args.append(('anchor', wrapped_anchor(sd['anchor_points'], torch.from_numpy(data.poses[0]))))
+        args.append(('anchor', torch.cat([wrapped_anchor(sd['anchor_points'], p) for p in pose])))
     else:
-        args.append(('torso_rgba', torch.from_numpy(data.torso_u8(0).copy())))
+        args.append(('torso_rgba', torch.from_numpy(np.stack([data.torso_u8(0), data.torso_u8(len(data) - 1)]))))
         if mode == 'portrait':
-            args += [('ori', torch.from_numpy(data.ori_u8(0).copy())), ('mask', torch.from_numpy(data.mask_u8(0).copy()))]
+            args += [('ori', torch.from_numpy(np.stack([data.ori_u8(0), data.ori_u8(len(data) - 1)]))),
+                     ('mask', torch.from_numpy(np.stack([data.mask_u8(0), data.mask_u8(len(data) - 1)])))]
     graphs['render'] = _export(render, tuple(t for _, t in args), out / 'render.onnx', args,
-                               [('rgb', torch.zeros(h, w, 3))])
+                               [('rgba', torch.zeros(1, h, w, 4, dtype=torch.uint8))])
 
     log(f'{len(data)} frames of tracks and images')
     tracks = {'img_ids': data.img_ids, 'poses': [p.reshape(-1).tolist() for p in data.poses],

@@ -1,5 +1,11 @@
 """Export-friendly modules: the same computation as `reference`, written with static shapes and plain ops.
 
+- batch: every graph takes a batch of B frames (B symbolic in the ONNX file, so one run serves the frames of many
+  rooms). B is never read inside a graph: reshapes use -1, per-frame values reach per-ray and per-sample rows by
+  broadcasting, and a constant gets a batch axis by `batch_rows` (no Shape / ConstantOfShape node, which would
+  run on the CPU under WebGPU). Each frame's rows are computed as in a batch of one: a batch of B equals B runs
+  of one, bit for bit, on the CPU provider.
+
 - grids: every tri-plane level is de-hashed into a dense texture (`grid.dense_tables`), so a lookup is
   floor / Gather / bilinear weights; the tiled torso grid uses Mod on the corner index.
 - marcher: all LATTICE lattice points t_k = near + k DT are tested against the occupancy grid (one Gather);
@@ -14,9 +20,10 @@ import torch
 from torch import nn
 
 from .grid import TORSO, TRIPLANE, dense_tables
-from .marcher import (DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, rotate,
-                      unpack_bitfield)
-from .model import HeadNet, TorsoNet
+from .audio import ATT_LEN
+from .encoders import freq_encode, sh_encode
+from .marcher import DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, unpack_bitfield
+from .model import TORSO_SHRINK, HeadNet, TorsoNet, mlp
 from .reference import PLANES, torso_occupancy
 
 
@@ -30,7 +37,7 @@ class GatherGrid(nn.Module):
         self.register_buffer('strides', strides.int())
         self.register_buffer('scales', torch.tensor([float(s) for s in scales], dtype=torch.float32))
         self.register_buffer('modulo', modulo.int())
-        self.level_dim = level_dim
+        self.width = len(scales) * level_dim
 
     def forward(self, x):
         x01 = (x + 1.0) / 2.0
@@ -49,7 +56,7 @@ class GatherGrid(nn.Module):
             idx = idx - torch.div(idx, self.modulo, rounding_mode='trunc') * self.modulo
             vals = self.table[(idx + self.bases).long()]
             acc = acc + (wx * wy)[:, :, None] * vals
-        return acc.reshape(x.shape[0], -1) * inside
+        return acc.reshape(-1, self.width) * inside
 
 
 class TriplaneGrid(nn.Module):
@@ -102,6 +109,41 @@ class TriplaneGrid(nn.Module):
         return h_x * h_y * v[0] + f_x * h_y * v[1] + h_x * f_y * v[2] + f_x * f_y * v[3]
 
 
+def batch_rows(like, x):
+    """`x` broadcast to the leading axes of the bool tensor `like` (trailing axes of size 1): Where(like, x, x),
+    which is x whatever `like` holds. How a constant gets the graph's symbolic batch axis without a Shape node."""
+    return torch.where(like, x, x)
+
+
+def per_frame(x, v, rows, width):
+    """x [B * rows, width] (row r * rows + k belongs to frame r) times that frame's v [B, width]."""
+    return (x.reshape(-1, rows, width) * v[:, None, :]).reshape(-1, width)
+
+
+def head_samples(net, eye_dim, enc_x, d, enc_a, eye, rows, like):
+    """HeadNet.forward for the samples of B frames (frame r owns sample rows r * rows ...): enc_x [B*rows, 36],
+    d [B*rows, 3], enc_a [B, 32], eye [B, eye_dim], like [B*rows, 1] any bool -> sigma [B*rows], rgb [B*rows, 3]."""
+    enc_w = per_frame(mlp(enc_x, list(net.aud_ch_att)), enc_a, rows, 32)
+    e = per_frame(mlp(enc_x, list(net.eye_att)), eye, rows, eye_dim)
+    h = mlp(torch.cat([enc_x, enc_w, e], dim=-1), list(net.sigma))
+    sigma = torch.exp(h[:, 0])
+    code = batch_rows(like, net.code)
+    rgb = torch.sigmoid(mlp(torch.cat([sh_encode(d), h[:, 1:], code], dim=-1), list(net.color))) * 1.002 - 0.001
+    return sigma, rgb
+
+
+def torso_pixels(net, coords, t, anchor):
+    """TorsoNet.forward for B frames: coords [t, 2] (constant), anchor [B, 6] -> alpha [B, t, 1], rgb [B, t, 3]."""
+    x = coords * TORSO_SHRINK
+    fa = freq_encode(anchor, 3)[:, None, :].expand(-1, t, -1)
+    ones = fa[:, :, :1] == fa[:, :, :1]
+    h = torch.cat([batch_rows(ones, freq_encode(x, 8)), fa, batch_rows(ones, net.code)], dim=-1)
+    x = torch.clamp(x + mlp(h, list(net.deform)), -1.0, 1.0)
+    enc = net.encode(x.reshape(-1, 2)).reshape(-1, t, net.encode.width)
+    out = torch.sigmoid(mlp(torch.cat([enc, h], dim=-1), list(net.net))) * 1.002 - 0.001
+    return out[:, :, :1], out[:, :, 1:]
+
+
 def torso_grid(embeddings):
     spec = TORSO
     assert all(r + 1 <= h for r, h in zip(spec.resolutions, spec.hashmap_sizes))
@@ -110,25 +152,28 @@ def torso_grid(embeddings):
 
 
 class RenderGraph(nn.Module):
-    """enc_a [1, 32] f32, eye [1, E] f32, pose [4, 4] f32 (ngp c2w), then per mode
-      head:     torso_rgba [H, W, 4] u8 (torso_imgs frame, composited over the baked bc.jpg)
-      portrait: torso_rgba, ori [H, W, 3] u8, mask [H, W, 1] u8 (255 - G of parsing/<id>_face.png)
-      torso:    anchor [1, 6] f32 (learned torso over the baked bc.jpg)
-    -> rgb [H, W, 3] f32 in [0, 1].
+    """enc_a [B, 32] f32, eye [B, E] f32, pose [B, 4, 4] f32 (ngp c2w), then per mode
+      head:     torso_rgba [B, H, W, 4] u8 (torso_imgs frame, composited over the baked bc.jpg)
+      portrait: torso_rgba, ori [B, H, W, 3] u8, mask [B, H, W, 1] u8 (255 - G of parsing/<id>_face.png)
+      torso:    anchor [B, 6] f32 (learned torso over the baked bc.jpg)
+    -> rgba [B, H, W, 4] u8: uint8(rgb * 255) truncated, as SyncTalk writes its frames, alpha 255.
 
     `rays` [H*W] bool (default all): the pixels that get a ray (a static set, e.g. `export.ray_pixels`); every
     other pixel is taken to have no occupied sample, i.e. to show the background (head, torso) or, in portrait
-    mode, to have mask 0 (the original frame). The rays' results are placed by one Gather with a constant index."""
+    mode, to have mask 0 (the original frame). The rays' results are placed by one Gather with a constant index.
+    `march` is the sampling schedule; `forward` evaluates the networks on its samples and composites."""
 
     def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0, rays=None):
         super().__init__()
         self.register_buffer('bc', torch.as_tensor(bc).float().reshape(-1, 3))
         self.mode, self.height, self.width, self.samples = mode, height, width, samples
         self.head = HeadNet(sd)
+        self.eye_dim = self.head.eye_dim
         self.grid = TriplaneGrid([sd[f'encoder_{p}.embeddings'].float() for p, _ in PLANES])
         rays = torch.ones(height * width, dtype=torch.bool) if rays is None else torch.as_tensor(rays).reshape(-1)
         self.all_rays = bool(rays.all())
         pix = rays.nonzero()[:, 0]
+        self.rays = int(pix.shape[0])
         self.register_buffer('pix', pix)
         slot = torch.arange(height * width) + pix.shape[0]
         slot[pix] = torch.arange(pix.shape[0])
@@ -140,15 +185,23 @@ class RenderGraph(nn.Module):
             self.torso = TorsoNet(sd, torso_grid(sd['torso_encoder.embeddings'].float()))
             mask = torso_occupancy(sd, mean_density_torso, height, width)
             self.register_buffer('torso_coords', bg_coords(height, width)[mask])
+            self.torso_pixels = int(mask.sum())
             slot = torch.zeros(height * width, dtype=torch.int64)
             slot[mask] = torch.arange(1, int(mask.sum()) + 1)
             self.register_buffer('torso_slot', slot)
 
-    def forward(self, enc_a, eye, pose, *frames):
-        p, s = self.dirs.shape[0], self.samples
-        d = rotate(self.dirs, pose)
-        o = pose[:3, 3].reshape(1, 3)
-        near, far = near_far(o.expand(p, 3), d)
+    def march(self, pose):
+        """The samples of every ray of B frames: pose [B, 4, 4] ->
+          xyz [B*P, S, 3] sample positions (clamped to the AABB), dirs [B*P, 3] ray directions,
+          taken [B*P, S] bool (the sample is one; a row's taken samples come first, in marching order).
+        Rays are frame-major (ray k of frame r is row r * P + k; P = the ray set). Schedule: all LATTICE lattice
+        points t_k = near + k DT are tested against the occupancy grid (one Gather), TopK keeps the first S."""
+        p, s = self.rays, self.samples
+        # dirs @ R^T elementwise in a fixed order, as marcher.rotate (every runtime rounds it alike)
+        d = (self.dirs[None, :, 0:1] * pose[:, None, :3, 0] + self.dirs[None, :, 1:2] * pose[:, None, :3, 1]
+             + self.dirs[None, :, 2:3] * pose[:, None, :3, 2]).reshape(-1, 3)
+        o = pose[:, None, :3, 3].expand(-1, p, -1).reshape(-1, 3)
+        near, far = near_far(o, d)
         t = near[:, None] + self.lattice[None, :] * DT
         v = torch.floor(torch.clamp(0.5 * (clamp_aabb(o[:, None, :] + t[:, :, None] * d[:, None, :]) + 1) * GRID,
                                     0.0, GRID - 1.0))
@@ -156,33 +209,54 @@ class RenderGraph(nn.Module):
         occupied = (self.occ[cell.long()].float() > 0.0) & (t < far[:, None])
         score = occupied.float() * (LATTICE - self.lattice)[None, :]
         top, index = torch.topk(score, s, dim=1)
-        taken = top > 0
         ts = torch.gather(t, 1, index)
-        dd = d[:, None, :].expand(p, s, 3).reshape(-1, 3)
-        xyz = clamp_aabb(o + ts.reshape(-1, 1) * dd)
-        sigma, rgb = self.head(self.grid(xyz), dd, enc_a, eye)
-        sigma = torch.where(taken, sigma.reshape(p, s), torch.zeros_like(ts))
+        xyz = clamp_aabb(o[:, None, :] + ts[:, :, None] * d[:, None, :])
+        return xyz, d, top > 0
+
+    def forward(self, enc_a, eye, pose, *frames):
+        p, s, hw = self.rays, self.samples, self.height * self.width
+        xyz, d, taken = self.march(pose)
+        dd = d[:, None, :].expand(-1, s, -1).reshape(-1, 3)
+        sigma, rgb = head_samples(self.head, self.eye_dim, self.grid(xyz.reshape(-1, 3)), dd, enc_a, eye, p * s,
+                                  taken.reshape(-1, 1))
+        sigma = torch.where(taken, sigma.reshape(-1, s), torch.tensor(0.0))
         tau = sigma * DT
-        trans = torch.exp(-torch.cumsum(torch.cat([torch.zeros_like(tau[:, :1]), tau[:, :-1]], dim=1), dim=1))
-        prev = torch.cat([torch.ones_like(trans[:, :1]), trans[:, :-1]], dim=1)
+        trans = torch.exp(-torch.cumsum(nn.functional.pad(tau[:, :-1], (1, 0)), dim=1))
+        prev = nn.functional.pad(trans[:, :-1], (1, 0), value=1.0)
         w = (1.0 - torch.exp(-tau)) * trans * (taken & (prev >= T_THRESH)).float()
-        wsum = w.sum(dim=1, keepdim=True)
-        image = (w[:, :, None] * rgb.reshape(p, s, 3)).sum(dim=1)
+        wsum = w.sum(dim=1, keepdim=True).reshape(-1, p, 1)
+        image = (w[:, :, None] * rgb.reshape(-1, s, 3)).sum(dim=1).reshape(-1, p, 3)
         if self.mode == 'torso':
-            alpha, color = self.torso(self.torso_coords, frames[0])
-            alpha = torch.cat([torch.zeros_like(alpha[:1]), alpha], dim=0)[self.torso_slot]
-            color = torch.cat([torch.zeros_like(color[:1]), color], dim=0)[self.torso_slot]
+            alpha, color = torso_pixels(self.torso, self.torso_coords, self.torso_pixels, frames[0])
+            alpha = nn.functional.pad(alpha, (0, 0, 1, 0))[:, self.torso_slot]
+            color = nn.functional.pad(color, (0, 0, 1, 0))[:, self.torso_slot]
             bg = color * alpha + self.bc * (1 - alpha)
         else:
-            rgba = frames[0].reshape(-1, 4).float() / 255.0
-            bg = rgba[:, :3] * rgba[:, 3:] + self.bc * (1 - rgba[:, 3:])
+            rgba = frames[0].reshape(-1, hw, 4).float() / 255.0
+            bg = rgba[:, :, :3] * rgba[:, :, 3:] + self.bc * (1 - rgba[:, :, 3:])
         if self.all_rays:
             image = torch.clamp(image + (1 - wsum) * bg, 0.0, 1.0)
         else:
-            image = torch.clamp(image + (1 - wsum) * bg[self.pix], 0.0, 1.0)
-            image = torch.cat([image, torch.clamp(bg, 0.0, 1.0)], dim=0)[self.slot]
-        image = image.reshape(self.height, self.width, 3)
+            image = torch.clamp(image + (1 - wsum) * bg[:, self.pix], 0.0, 1.0)
+            image = torch.cat([image, torch.clamp(bg, 0.0, 1.0)], dim=1)[:, self.slot]
+        image = image.reshape(-1, self.height, self.width, 3)
         if self.mode == 'portrait':
             m = frames[2].float() / 255.0
             image = image * m + frames[1].float() / 255.0 * (1 - m)
-        return image
+        return nn.functional.pad(image * 255.0, (0, 1), value=255.0).to(torch.uint8)
+
+
+class AudioAttGraph(nn.Module):
+    """audio_att.onnx: features [B, 8, 512] -> enc_a [B, 32], `AudioHead` (AudioNet_ave + AudioAttNet) per frame."""
+
+    def __init__(self, head):
+        super().__init__()
+        self.head = head
+
+    def forward(self, feats):
+        x = self.head.audio_net(feats.reshape(-1, 512)).reshape(-1, ATT_LEN, 32)
+        att = self.head.audio_att_net
+        y = att.attentionConvNet(x.transpose(1, 2)).reshape(-1, ATT_LEN)
+        w = att.attentionNet(y).reshape(-1, 1, ATT_LEN)
+        # the weighted sum of the 8 rows as a batched MatMul: ReduceSum's order depends on the batch size
+        return (w @ x).reshape(-1, 32)

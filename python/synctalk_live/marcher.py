@@ -79,16 +79,17 @@ def near_far(o, d):
     t0, t1 = (lo - o) * rd, (hi - o) * rd
     tmin, tmax = torch.minimum(t0, t1), torch.maximum(t0, t1)
     near, far = tmin[:, 0], tmax[:, 0]
-    miss = torch.zeros_like(near, dtype=torch.bool)
+    # The render graph runs this with a symbolic batch: no tensor is made from a runtime shape (zeros_like,
+    # full_like), and `a | b` is written ~(~a & ~b) (WebGPU has no Or kernel).
+    hit = None
     for axis in (1, 2):
-        # miss | a | b, written with And/Not: WebGPU has no Or kernel (the render graph runs this)
-        miss = ~(~miss & ~(near > tmax[:, axis]) & ~(tmin[:, axis] > far))
+        hit_axis = ~(near > tmax[:, axis]) & ~(tmin[:, axis] > far)
+        hit = hit_axis if hit is None else hit & hit_axis
         near = torch.maximum(near, tmin[:, axis])
         far = torch.minimum(far, tmax[:, axis])
     near = torch.clamp(near, min=MIN_NEAR)
-    near = torch.where(miss, torch.full_like(near, FLT_MAX), near)
-    far = torch.where(miss, torch.full_like(far, FLT_MAX), far)
-    return near, far
+    never = torch.tensor(FLT_MAX)
+    return torch.where(hit, near, never), torch.where(hit, far, never)
 
 
 def morton3d(x, y, z):

@@ -3,7 +3,8 @@ outputs as raw little-endian files (run by test/synctalk-python.test.ts with onn
 
 Usage (cwd python/): /usr/bin/python3 tests/make_reference_cases.py OUT [--size 64] [--frames 6]
 Writes OUT/cases.json: {cases: [{bundle, graph, kind, inputs: [{name, dtype, shape, file}], expected: {...},
-reference_ms}]}. The audio chain is real: a synthetic wav -> synctalk_live.mel -> AVE -> attention -> enc_a,
+reference_ms}]}. Inputs are batches of one frame (the graphs' first dimension); a render case expects the
+reference's uint8 RGB frame [H, W, 3] (`Reference.frame`), the graph gives RGBA [1, H, W, 4]. The audio chain is real: a synthetic wav -> synctalk_live.mel -> AVE -> attention -> enc_a,
 and enc_a feeds the render cases.
 """
 import argparse
@@ -98,25 +99,25 @@ def main():
                 att_in = attention_window(per_frame, i)
                 enc_a = head(att_in)
             cases.append({'bundle': name, 'graph': 'audio_att.onnx', 'kind': 'feature',
-                          'inputs': [w.tensor('features', att_in.numpy())],
+                          'inputs': [w.tensor('features', att_in.numpy()[None])],
                           'expected': w.tensor('enc_a', enc_a.numpy())})
             pose = data.poses[i]
-            inputs = [w.tensor('enc_a', enc_a.numpy()), w.tensor('eye', eyes[i:i + 1]), w.tensor('pose', pose)]
+            inputs = [w.tensor('enc_a', enc_a.numpy()), w.tensor('eye', eyes[i:i + 1]), w.tensor('pose', pose[None])]
             t0 = time.perf_counter()
             if mode == 'torso':
                 anchor = wrapped_anchor(sd['anchor_points'], torch.from_numpy(pose))
-                image = ref.render(pose, enc_a, eyes[i:i + 1], data.background(i, True), anchor=anchor)
+                image = ref.frame(pose, enc_a, eyes[i:i + 1], data.background(i, True), anchor=anchor)
                 inputs.append(w.tensor('anchor', anchor.numpy()))
             else:
                 portrait = mode == 'portrait'
-                image = ref.render(pose, enc_a, eyes[i:i + 1], data.background(i, False),
-                                   data.ori(i) if portrait else None, data.face_mask(i) if portrait else None)
-                inputs.append(w.tensor('torso_rgba', data.torso_u8(i)))
+                image = ref.frame(pose, enc_a, eyes[i:i + 1], data.background(i, False),
+                                  data.ori(i) if portrait else None, data.face_mask(i) if portrait else None)
+                inputs.append(w.tensor('torso_rgba', data.torso_u8(i)[None]))
                 if portrait:
-                    inputs += [w.tensor('ori', data.ori_u8(i)), w.tensor('mask', data.mask_u8(i))]
+                    inputs += [w.tensor('ori', data.ori_u8(i)[None]), w.tensor('mask', data.mask_u8(i)[None])]
             ms = (time.perf_counter() - t0) * 1000
             cases.append({'bundle': name, 'graph': 'render.onnx', 'kind': 'render', 'inputs': inputs,
-                          'expected': w.tensor('rgb', image.numpy()), 'reference_ms': round(ms, 1)})
+                          'expected': w.tensor('rgba', image), 'reference_ms': round(ms, 1)})
     (out / 'cases.json').write_text(json.dumps({'cases': cases}, indent=1))
 
 

@@ -51,7 +51,14 @@ class ExportTest(unittest.TestCase):
         self.assertEqual((m['mode'], m['fps'], m['width'], m['height'], m['lookahead_frames']), ('portrait', 25, 32, 32, 3))
         self.assertEqual([i['name'] for i in m['graphs']['render']['inputs']],
                          ['enc_a', 'eye', 'pose', 'torso_rgba', 'ori', 'mask'])
-        self.assertEqual(m['graphs']['render']['outputs'][0]['shape'], [32, 32, 3])
+        self.assertEqual(m['version'], 2)
+        self.assertEqual(m['graphs']['render']['outputs'], [{'name': 'rgba', 'dtype': 'uint8', 'shape': ['batch', 32, 32, 4]}])
+        for name in ('audio', 'audio_att', 'render'):
+            for io in m['graphs'][name]['inputs'] + m['graphs'][name]['outputs']:
+                self.assertEqual(io['shape'][0], 'batch', (name, io))
+            model = onnx.load(str(out / f'{name}.onnx'))
+            dims = [v.type.tensor_type.shape.dim[0].dim_param for v in list(model.graph.input) + list(model.graph.output)]
+            self.assertEqual(set(dims), {'batch'}, name)
         for name in ('audio', 'audio_att', 'render'):
             model = onnx.load(str(out / f'{name}.onnx'))
             self.assertLessEqual(model.opset_import[0].version, 17)

@@ -3,11 +3,14 @@
  * the three graphs loaded (OnnxModel, each in its own worker thread), the per-frame images read on demand.
  *
  * - `readSyncTalkManifest(dir)` (synchronous, for build-time caps checks) validates manifest.json alone.
+ * - Format version 2: every graph takes a batch of frames (first dimension symbolic, `batch`), render.onnx gives
+ *   uint8 RGBA. A bundle of another version (1: unbatched, float RGB) is one ModelError saying to re-export it.
  * - `SyncTalkBundle.open(dir, loader)` also validates tracks.json, the image folders (N PNG files each, frame 0
  *   decoded and checked) and each graph's inputs and outputs against the manifest's signatures and the mode's
  *   contract. Anything missing or corrupt is one ModelError `"<bundle path>: <problem>"` (or the file at fault).
- * - Graphs come from a `GraphLoader`, so a process can share them between sessions (a ModelCache lease per graph);
- *   `onnxGraphLoader` loads private ones. `close()` releases them (idempotent).
+ * - Graphs come from a `GraphLoader`, so a process can share them between sessions (a ModelCache lease per graph,
+ *   which batches the frames of every session using the bundle into one run); `onnxGraphLoader` loads private
+ *   ones. `close()` releases them (idempotent).
  *
  * Images: PNG frames are decoded when a render needs them (a bundle of a real clip holds thousands: 8 bytes per
  * pixel per frame in portrait mode would not fit in memory). Cache: the last `IMAGE_CACHE` frames decoded,
@@ -22,11 +25,14 @@ import { type ModelRunner, OnnxModel, type OnnxModelOptions, type TensorFeed, ty
 import { decodePng } from './png.ts';
 
 export const BUNDLE_FORMAT = 'synctalk-avatar';
-export const BUNDLE_VERSION = 1;
+export const BUNDLE_VERSION = 2;
+/** The symbolic first (batch) dimension of every graph input and output. */
+export const BATCH = 'batch';
+type Dim = typeof BATCH | number;
 /** Decoded frames kept per bundle (all image folders of one track frame count as one). */
 export const IMAGE_CACHE = 8;
 
-const io = z.object({ name: z.string(), dtype: z.enum(['float32', 'uint8']), shape: z.array(z.number().int().positive()) });
+const io = z.object({ name: z.string(), dtype: z.enum(['float32', 'uint8']), shape: z.array(z.union([z.literal(BATCH), z.number().int().positive()])) });
 const graph = z.object({ inputs: z.array(io), outputs: z.array(io) });
 
 const manifestSchema = z.object({
@@ -68,16 +74,16 @@ const IMAGE_FOLDERS: Record<BundleMode, ReadonlyArray<readonly ['torso_rgba' | '
   torso: [],
 };
 
-/** What each graph must take and give (names, types, shapes; E = eye_dim, H x W = the frame). */
+/** What each graph must take and give (names, types, shapes after the batch dimension; E = eye_dim, H x W = the frame). */
 function contract(m: SyncTalkManifest): Record<GraphName, z.infer<typeof graph>> {
-  const f32 = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape });
-  const u8 = (name: string, shape: number[]) => ({ name, dtype: 'uint8' as const, shape });
+  const f32 = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape: [BATCH, ...shape] as Dim[] });
+  const u8 = (name: string, shape: number[]) => ({ name, dtype: 'uint8' as const, shape: [BATCH, ...shape] as Dim[] });
   const { width: w, height: h } = m;
-  const perMode = m.mode === 'torso' ? [f32('anchor', [1, 6])] : IMAGE_FOLDERS[m.mode].map(([n, c]) => u8(n, [h, w, c]));
+  const perMode = m.mode === 'torso' ? [f32('anchor', [6])] : IMAGE_FOLDERS[m.mode].map(([n, c]) => u8(n, [h, w, c]));
   return {
-    audio: { inputs: [f32('mel', [1, 1, 80, 16])], outputs: [f32('feature', [1, 512])] },
-    audio_att: { inputs: [f32('features', [8, 512])], outputs: [f32('enc_a', [1, 32])] },
-    render: { inputs: [f32('enc_a', [1, 32]), f32('eye', [1, m.eye_dim]), f32('pose', [4, 4]), ...perMode], outputs: [f32('rgb', [h, w, 3])] },
+    audio: { inputs: [f32('mel', [1, 80, 16])], outputs: [f32('feature', [512])] },
+    audio_att: { inputs: [f32('features', [8, 512])], outputs: [f32('enc_a', [32])] },
+    render: { inputs: [f32('enc_a', [32]), f32('eye', [m.eye_dim]), f32('pose', [4, 4]), ...perMode], outputs: [u8('rgba', [h, w, 4])] },
   };
 }
 
@@ -93,6 +99,10 @@ export function readSyncTalkManifest(dir: string): SyncTalkManifest {
     json = JSON.parse(readFileSync(path, 'utf8'));
   } catch (e) {
     throw new ModelError(path, existsSync(path) ? `not valid JSON (${(e as Error).message})` : 'missing (not a SyncTalk avatar bundle)');
+  }
+  const version = typeof json === 'object' && json !== null && 'version' in json ? json.version : undefined;
+  if (typeof version === 'number' && version !== BUNDLE_VERSION) {
+    throw new ModelError(path, `bundle format version ${version}; this runtime reads version ${BUNDLE_VERSION} (batched graphs, uint8 RGBA frames): re-export the bundle with synctalk-live export`);
   }
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
@@ -196,7 +206,7 @@ export class SyncTalkBundle {
     return new SyncTalkBundle(dir, manifest, tracks, { audio, audio_att: audioAtt, render });
   }
 
-  /** The image inputs of track frame `i` for render.onnx (none in torso mode), decoded on demand (see the cache). */
+  /** The image inputs of track frame `i` for render.onnx, batch of one (none in torso mode), decoded on demand (see the cache). */
   images(i: number): Promise<Record<string, TensorFeed>> {
     const hit = this.cache.get(i);
     if (hit !== undefined) {
@@ -215,7 +225,7 @@ export class SyncTalkBundle {
         if (image.width !== w || image.height !== h || image.channels !== channels) {
           throw new ModelError(path, `is ${image.width}x${image.height}x${image.channels}; the bundle needs ${w}x${h}x${channels}`);
         }
-        return [folder, { type: 'uint8', dims: [h, w, channels], data: image.data }] as const;
+        return [folder, { type: 'uint8', dims: [1, h, w, channels], data: image.data }] as const;
       }),
     ).then((entries) => Object.fromEntries(entries));
     this.cache.set(i, decoding);

@@ -6,7 +6,9 @@
  * 16 kHz mono samples -> IncrementalMel -> AveWindowing (window w = mel frames [floor(3.2 w), +16)) -> audio.onnx
  * feature per window -> AudioAttentionWindowing (alignment padding: feature j = window clamp(j - 2); frame i's
  * slots = features i-4 .. i+3, zeros outside) -> audio_att.onnx enc_a -> render.onnx with the track frame's
- * eye, pose and images (or torso anchor) -> RGBA (`uint8(rgb * 255)`, truncated as SyncTalk writes, alpha 255).
+ * eye, pose and images (or torso anchor) -> RGBA from the graph (`uint8(rgb * 255)`, truncated as SyncTalk writes,
+ * alpha 255). Every run is a batch of one frame: where the graphs are shared (ModelCache, model server), the frames
+ * of all sessions using the bundle are merged into one run (BatchedModel).
  *
  * Release (frames are emitted as soon as the audio they need has arrived, not later):
  * - lookahead `'full'` (default; SyncTalk as trained): frame i needs samples < 640 i + 4040, i.e. **252.5 ms of
@@ -160,7 +162,7 @@ export class SyncTalkRenderer implements FrameRenderer {
   }
 
   private async encA(slots: Float32Array): Promise<Float32Array> {
-    const out = await this.bundle.audioAttention.run({ features: { type: 'float32', dims: [8, FEATURE], data: slots } });
+    const out = await this.bundle.audioAttention.run({ features: { type: 'float32', dims: [1, 8, FEATURE], data: slots } });
     return float32(this.bundle.audioAttention.path, out.enc_a?.data, 32, 'enc_a');
   }
 
@@ -186,21 +188,16 @@ export class SyncTalkRenderer implements FrameRenderer {
     const feeds: Record<string, TensorFeed> = {
       enc_a: { type: 'float32', dims: [1, 32], data: encA.slice() },
       eye: { type: 'float32', dims: [1, e], data: tracks.eyes.slice(t * e, (t + 1) * e) },
-      pose: { type: 'float32', dims: [4, 4], data: tracks.poses.slice(t * 16, (t + 1) * 16) },
+      pose: { type: 'float32', dims: [1, 4, 4], data: tracks.poses.slice(t * 16, (t + 1) * 16) },
     };
     if (tracks.anchors !== null) feeds.anchor = { type: 'float32', dims: [1, 6], data: tracks.anchors.slice(t * 6, (t + 1) * 6) };
     else {
       // copies: a feed's buffer is handed over to the inference worker, the cached images stay
       for (const [name, f] of Object.entries(await this.bundle.images(t))) feeds[name] = { ...f, data: f.data.slice() };
     }
-    const out = await render.run(feeds);
-    const rgb = float32(render.path, out.rgb?.data, this.width * this.height * 3, 'rgb');
-    const rgba = new Uint8Array(this.width * this.height * 4);
-    for (let p = 0, q = 0; p < rgb.length; p += 3, q += 4) {
-      rgba[q] = Math.fround(rgb[p] * 255);
-      rgba[q + 1] = Math.fround(rgb[p + 1] * 255);
-      rgba[q + 2] = Math.fround(rgb[p + 2] * 255);
-      rgba[q + 3] = 255;
+    const rgba = (await render.run(feeds)).rgba?.data;
+    if (!(rgba instanceof Uint8Array) || rgba.length !== this.width * this.height * 4) {
+      throw new ModelError(render.path, `output rgba is not ${this.width * this.height * 4} uint8 values`);
     }
     return rgba;
   }
