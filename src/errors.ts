@@ -21,6 +21,9 @@ export const oneLine = (text: string): string =>
     return code <= 0xff ? `\\x${code.toString(16).padStart(2, '0')}` : `\\u${code.toString(16).padStart(4, '0')}`;
   });
 
+/** `text` in printable ASCII: anything else (bytes of a corrupt file quoted in a message) as `\u{...}`. */
+export const ascii = (text: string): string => text.replace(/[^\x20-\x7e]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
+
 /** A pipeline spec or a pipeline's element chain that cannot work (unknown element, bad parameter, caps mismatch). */
 export class PipelineSpecError extends InputError {}
 

@@ -20,7 +20,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { ModelError } from '../errors.ts';
+import { ascii, ModelError } from '../errors.ts';
 import { type ModelRunner, OnnxModel, type OnnxModelOptions, type TensorFeed, type TensorInfo } from '../models/onnx-model.ts';
 import { decodePng } from './png.ts';
 
@@ -35,17 +35,22 @@ export const IMAGE_CACHE = 8;
 const io = z.object({ name: z.string(), dtype: z.enum(['float32', 'uint8']), shape: z.array(z.union([z.literal(BATCH), z.number().int().positive()])) });
 const graph = z.object({ inputs: z.array(io), outputs: z.array(io) });
 
+/** Largest frame side, pixels (a 4096x4096 RGBA frame is 64 MiB). */
+const MAX_SIDE = 4096;
+/** Bound on every number in tracks.json: poses, eye features and anchors are O(1) to O(100); 1e30 is corruption. */
+const TRACK_LIMIT = 1e4;
+
 const manifestSchema = z.object({
   format: z.literal(BUNDLE_FORMAT),
   version: z.literal(BUNDLE_VERSION),
   fps: z.literal(25),
-  width: z.number().int().positive(),
-  height: z.number().int().positive(),
+  width: z.number().int().positive().max(MAX_SIDE),
+  height: z.number().int().positive().max(MAX_SIDE),
   mode: z.enum(['head', 'portrait', 'torso']),
   au45: z.boolean(),
-  eye_dim: z.number().int().positive(),
-  frames: z.number().int().positive(),
-  samples: z.number().int().positive(),
+  eye_dim: z.number().int().positive().max(64),
+  frames: z.number().int().positive().max(1_000_000),
+  samples: z.number().int().positive().max(1024),
   audio: z.object({
     sample_rate: z.literal(16000),
     mel_bins: z.literal(80),
@@ -75,7 +80,7 @@ const IMAGE_FOLDERS: Record<BundleMode, ReadonlyArray<readonly ['torso_rgba' | '
 };
 
 /** What each graph must take and give (names, types, shapes after the batch dimension; E = eye_dim, H x W = the frame). */
-function contract(m: SyncTalkManifest): Record<GraphName, z.infer<typeof graph>> {
+export function contract(m: SyncTalkManifest): Record<GraphName, z.infer<typeof graph>> {
   const f32 = (name: string, shape: number[]) => ({ name, dtype: 'float32' as const, shape: [BATCH, ...shape] as Dim[] });
   const u8 = (name: string, shape: number[]) => ({ name, dtype: 'uint8' as const, shape: [BATCH, ...shape] as Dim[] });
   const { width: w, height: h } = m;
@@ -94,12 +99,7 @@ const sig = (t: { name: string; dtype?: string; type?: string | null; shape: Rea
 export function readSyncTalkManifest(dir: string): SyncTalkManifest {
   const path = join(dir, 'manifest.json');
   if (!existsSync(dir) || !statSync(dir).isDirectory()) throw new ModelError(dir, 'no such bundle folder');
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelError(path, existsSync(path) ? `not valid JSON (${(e as Error).message})` : 'missing (not a SyncTalk avatar bundle)');
-  }
+  const json = readJson(path, 1 << 20, 'missing (not a SyncTalk avatar bundle)');
   const version = typeof json === 'object' && json !== null && 'version' in json ? json.version : undefined;
   if (typeof version === 'number' && version !== BUNDLE_VERSION) {
     throw new ModelError(path, `bundle format version ${version}; this runtime reads version ${BUNDLE_VERSION} (batched graphs, uint8 RGBA frames): re-export the bundle with synctalk-live export`);
@@ -107,7 +107,7 @@ export function readSyncTalkManifest(dir: string): SyncTalkManifest {
   const parsed = manifestSchema.safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ModelError(path, `${issue.path.join('.') || 'manifest'}: ${issue.message}`);
+    throw new ModelError(path, ascii(`${issue.path.join('.') || 'manifest'}: ${issue.message}`));
   }
   const m = parsed.data;
   const want = contract(m);
@@ -119,14 +119,19 @@ export function readSyncTalkManifest(dir: string): SyncTalkManifest {
   return m;
 }
 
-/** True when `path` is a folder holding a manifest.json (a bundle, valid or not). */
-export const isBundleFolder = (path: string): boolean => existsSync(join(path, 'manifest.json'));
+/** True when `path` is a folder. */
+const isFolder = (path: string): boolean => statSync(path, { throwIfNoEntry: false })?.isDirectory() ?? false;
+
+/** True when `path` is a folder: a bundle, valid or not (one without manifest.json is reported as such, not as a model file). */
+export const isBundleFolder = isFolder;
+
+const trackNumber = z.number().finite().min(-TRACK_LIMIT).max(TRACK_LIMIT);
 
 const tracksSchema = (m: SyncTalkManifest) =>
   z.object({
-    poses: z.array(z.array(z.number()).length(16)).length(m.frames),
-    eyes: z.array(z.array(z.number()).length(m.eye_dim)).length(m.frames),
-    anchors: m.mode === 'torso' ? z.array(z.array(z.number()).length(6)).length(m.frames) : z.undefined().optional(),
+    poses: z.array(z.array(trackNumber).length(16)).length(m.frames),
+    eyes: z.array(z.array(trackNumber).length(m.eye_dim)).length(m.frames),
+    anchors: m.mode === 'torso' ? z.array(z.array(trackNumber).length(6)).length(m.frames) : z.undefined().optional(),
   });
 
 /** Per track frame (flattened, float32): pose [N, 16] row-major 4x4, eye [N, E], anchor [N, 6] (torso). */
@@ -180,11 +185,11 @@ export class SyncTalkBundle {
     const manifest = readSyncTalkManifest(dir);
     const tracks = readTracks(dir, manifest);
     for (const [folder, channels] of IMAGE_FOLDERS[manifest.mode]) {
-      const names = existsSync(join(dir, folder)) ? readdirSync(join(dir, folder)) : [];
+      const names = isFolder(join(dir, folder)) ? readdirSync(join(dir, folder)) : [];
       const missing = Array.from({ length: manifest.frames }, (_, i) => frameFile(i)).filter((f) => !names.includes(f));
       if (missing.length > 0) throw new ModelError(join(dir, folder), `missing ${missing.length} of ${manifest.frames} frames (first: ${missing[0]})`);
       const first = join(dir, folder, frameFile(0));
-      const image = decodePng(first, readFileSync(first));
+      const image = decodePng(first, readImage(first), { width: manifest.width, height: manifest.height, channels });
       if (image.width !== manifest.width || image.height !== manifest.height || image.channels !== channels) {
         throw new ModelError(first, `is ${image.width}x${image.height}x${image.channels}; the bundle needs ${manifest.width}x${manifest.height}x${channels}`);
       }
@@ -221,7 +226,7 @@ export class SyncTalkBundle {
         const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
           throw new ModelError(path, `cannot read (${e.code ?? e.message})`);
         });
-        const image = decodePng(path, bytes);
+        const image = decodePng(path, bytes, { width: w, height: h, channels });
         if (image.width !== w || image.height !== h || image.channels !== channels) {
           throw new ModelError(path, `is ${image.width}x${image.height}x${image.channels}; the bundle needs ${w}x${h}x${channels}`);
         }
@@ -241,21 +246,38 @@ export class SyncTalkBundle {
   }
 }
 
+/** The JSON in the file at `path`, of at most `maxBytes`; ModelError(path) saying `missing`, too big, or not JSON. */
+function readJson(path: string, maxBytes: number, missing: string): unknown {
+  const file = statSync(path, { throwIfNoEntry: false });
+  if (file === undefined) throw new ModelError(path, missing);
+  if (!file.isFile()) throw new ModelError(path, 'not a file');
+  if (file.size > maxBytes) throw new ModelError(path, `${file.size} bytes, more than the ${maxBytes} a bundle's JSON may take`);
+  try {
+    return JSON.parse(readFileSync(path, 'utf8'));
+  } catch (e) {
+    throw new ModelError(path, ascii(`not valid JSON (${(e as Error).message})`));
+  }
+}
+
+/** The bytes of the image file at `path`; ModelError(path) if it cannot be read (a folder, unreadable). */
+function readImage(path: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (e) {
+    throw new ModelError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+  }
+}
+
 /** File name of track frame i in an image folder. */
 const frameFile = (i: number): string => `${String(i).padStart(6, '0')}.png`;
 
 function readTracks(dir: string, m: SyncTalkManifest): SyncTalkTracks {
   const path = join(dir, 'tracks.json');
-  let json: unknown;
-  try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
-  } catch (e) {
-    throw new ModelError(path, existsSync(path) ? `not valid JSON (${(e as Error).message})` : 'missing');
-  }
+  const json = readJson(path, 256 << 20, 'missing');
   const parsed = tracksSchema(m).safeParse(json);
   if (!parsed.success) {
     const issue = parsed.error.issues[0];
-    throw new ModelError(path, `${issue.path.join('.')}: ${issue.message} (manifest: ${m.frames} frames, eye_dim ${m.eye_dim}, mode ${m.mode})`);
+    throw new ModelError(path, ascii(`${issue.path.join('.')}: ${issue.message} (manifest: ${m.frames} frames, eye_dim ${m.eye_dim}, mode ${m.mode})`));
   }
   const t = parsed.data;
   return {
