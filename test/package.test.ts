@@ -1,0 +1,118 @@
+/**
+ * The package as a user gets it: `npm pack` (prepack builds dist/), the tarball installed into a fresh
+ * project whose other dependencies come from the registry only (npm's cache first, --prefer-offline), and
+ * test/package-consumer/ compiled there with tsc against the shipped declarations, then run with plain Node
+ * (no tsx): (a) a pipeline composed in code writing an MP4, checked with ffprobe, (b) marble tests of a custom
+ * operator, and the installed bin rendering the demo.
+ */
+import { execFile } from 'node:child_process';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { probe } from '../src/media/ffprobe.ts';
+import { encodeWav } from './helpers/wav-writer.ts';
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
+const CONSUMER_SOURCES = fileURLToPath(new URL('./package-consumer/', import.meta.url));
+const TSC = createRequire(import.meta.url).resolve('typescript/bin/tsc');
+const ours = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as {
+  name: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+  allowScripts: Record<string, boolean>;
+};
+
+interface Run {
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command; rejects with its last lines of output when it fails. */
+const run = (cmd: string, args: readonly string[], cwd: string, timeoutMs = 300_000): Promise<Run> =>
+  new Promise((resolve, reject) => {
+    execFile(cmd, args, { cwd, timeout: timeoutMs, maxBuffer: 64 * 1024 * 1024, env: { ...process.env, NODE_ENV: 'production' } }, (error, stdout, stderr) => {
+      if (error) reject(new Error(`${cmd} ${args.join(' ')} failed (${error.message}):\n${(stdout + stderr).slice(-3000)}`));
+      else resolve({ stdout, stderr });
+    });
+  });
+
+/** A 1.6 s mono 24 kHz WAV: a 220 Hz tone with a louder second half, so the demo mouth moves. */
+function writeTone(path: string): number {
+  const rate = 24_000;
+  const samples = new Float32Array(Math.round(rate * 1.6)).map((_, i) => (i < rate * 0.8 ? 0.1 : 0.6) * Math.sin((2 * Math.PI * 220 * i) / rate));
+  writeFileSync(path, encodeWav(samples, { sampleRate: rate, channels: 1, encoding: 'pcm', bitsPerSample: 16 }));
+  return samples.length / rate;
+}
+
+describe('the packed package, installed in another project', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'synctalk-pack-'));
+  const project = join(dir, 'consumer');
+  let packed: string[] = [];
+  let wavSeconds = 0;
+
+  beforeAll(async () => {
+    const { stdout } = await run('npm', ['pack', '--json', '--pack-destination', dir], ROOT, 600_000);
+    const [info] = JSON.parse(stdout.slice(stdout.indexOf('['))) as [{ filename: string; files: { path: string }[] }];
+    packed = info.files.map((f) => f.path);
+    cpSync(CONSUMER_SOURCES, project, { recursive: true });
+    writeFileSync(
+      join(project, 'package.json'),
+      JSON.stringify(
+        {
+          name: 'synctalk-consumer',
+          private: true,
+          type: 'module',
+          dependencies: { [ours.name]: `file:${join(dir, info.filename)}`, rxjs: ours.dependencies.rxjs },
+          devDependencies: { '@types/node': ours.devDependencies['@types/node'] },
+          // the same install-script policy as this repo: no NuGet download by onnxruntime-node's postinstall
+          allowScripts: ours.allowScripts,
+        },
+        null,
+        2,
+      ),
+    );
+    await run('npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error'], project, 600_000);
+    await run(process.execPath, [TSC, '-p', '.'], project);
+    wavSeconds = writeTone(join(project, 'tone.wav'));
+  }, 1_200_000);
+
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('ships the compiled library, its declarations, the demo model, the presets and the Python exporter, and no TypeScript sources', () => {
+    for (const f of ['dist/index.js', 'dist/index.d.ts', 'dist/models/onnx-worker.js', 'dist/pipelines/presets/render-demo.json', 'dist/pipelines/presets/live-demo.json', 'models/demo-face.onnx', 'python/synctalk_live/export.py', 'bin/synctalk-live.js']) {
+      expect(packed, f).toContain(f);
+    }
+    expect(packed.filter((f) => f.startsWith('src/') || f.endsWith('.test.ts'))).toEqual([]);
+    expect(existsSync(join(project, 'node_modules', 'tsx')), 'tsx is not a dependency of the package').toBe(false);
+  });
+
+  it('compiles the consumer against the declarations (tsc), where a wrong parameter is a type error', () => {
+    // beforeAll's tsc run succeeded, which includes pipeline.ts's @ts-expect-error: the declarations are typed
+    expect(readdirSync(join(project, 'out')).sort()).toEqual(['gain.js', 'marbles.js', 'pipeline.js']);
+  });
+
+  it('runs marble tests of a custom operator written against the public API', async () => {
+    const { stdout } = await run(process.execPath, ['out/marbles.js'], project);
+    expect(stdout.trim()).toBe('marbles: 2 passed');
+  });
+
+  it('runs a pipeline composed in code from the public API, writing an MP4', async () => {
+    const { stdout } = await run(process.execPath, ['out/pipeline.js', 'tone.wav', 'composed.mp4'], project, 120_000);
+    const progress = JSON.parse(stdout.trim().split('\n').at(-1) ?? '') as { frames: number; seconds: number };
+    const media = await probe(join(project, 'composed.mp4'));
+    expect(media.video).toMatchObject({ codec: 'h264', width: 256, height: 256, fps: 25, frames: progress.frames });
+    expect(progress.frames).toBe(Math.ceil(wavSeconds * 25));
+    expect(media.audio).toMatchObject({ codec: 'aac', sampleRate: 24_000, channels: 1 });
+    expect(Math.abs((media.audio?.duration ?? 0) - wavSeconds)).toBeLessThan(0.05);
+  });
+
+  it("runs the installed bin (the compiled CLI, no tsx) on the bundled demo pipeline", async () => {
+    const { stdout } = await run(join(project, 'node_modules', '.bin', 'synctalk-live'), ['render', '--audio', 'tone.wav', '--out', 'cli.mp4'], project, 120_000);
+    expect(stdout).toMatch(/^wrote cli\.mp4: 40 frames/);
+    const media = await probe(join(project, 'cli.mp4'));
+    expect(media.video).toMatchObject({ codec: 'h264', fps: 25, frames: 40 });
+  });
+});
