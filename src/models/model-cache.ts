@@ -10,9 +10,9 @@
  * - Models are keyed by file path, provider list and thread count: sessions asking for the same model
  *   the same way share one OnnxModel (one worker thread, one ORT session; its runs are queued there).
  * - Batching: a model that can batch (every input and output has a symbolic first dimension, as the
- *   demo face does) is handed out wrapped in one BatchedModel, so the frames that sessions ask for
- *   while the model is busy go into its next run together, up to `maxBatch` rows (default 16; 1 turns
- *   batching off). A model with a fixed batch size (SyncTalk's graphs) is handed out as it is.
+ *   demo face and a SyncTalk bundle's graphs do) is handed out wrapped in one BatchedModel, so the frames
+ *   that sessions ask for while the model is busy go into its next run together, up to `maxBatch` rows
+ *   (default 16; 1 turns batching off). A model with a fixed batch size is handed out as it is.
  * - `acquire` resolves with a lease; `release()` (idempotent) drops the lease's reference, and the last
  *   release closes the model. A session that asks while the model is loading waits for that load.
  * - A failed load is not cached: every waiting acquirer gets the ModelError, and the next acquire

@@ -8,7 +8,7 @@
  * ```
  * job process (room A) --\                 /-- ModelCache -- BatchedModel(demo) -- OnnxModel (worker thread, GPU)
  * job process (room B) ----> unix socket --
- * job process (room C) --/                 \-- SyncTalk graphs (fixed batch: shared, runs in order)
+ * job process (room C) --/                 \-- BatchedModel(audio, audio_att, render of a SyncTalk bundle) -- ...
  * ```
  *
  * - Wire format: model-wire.ts. Each connection's handles are its ModelCache leases; closing the

@@ -32,7 +32,7 @@
  *   CPU use. The server dispatches nothing to a worker that reports a load of 1, so on a machine whose
  *   CPU is busy with other work (or whose avatar runs on a GPU) set this.
  * - SYNCTALK_AVATAR_MAX_BATCH: frames per model run at most, from all rooms together (default 16; 1: no
- *   batching). Applies to graphs that can batch (the demo face); SyncTalk's have a fixed batch of 1.
+ *   batching). Applies to graphs that can batch: the demo face and SyncTalk bundles (format 2).
  * - SYNCTALK_MODEL_SOCKET: set by the worker for its job processes (the model server's socket); a job
  *   process without it loads its models itself.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
