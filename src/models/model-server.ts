@@ -13,20 +13,33 @@
  *
  * - Wire format: model-wire.ts. Each connection's handles are its ModelCache leases; closing the
  *   connection (a job process ending, or dying) releases them, and the last release closes the model.
- * - A connection's requests run concurrently (each caller bounds its own in-flight runs); a failed
- *   request is answered with its ModelError, and the connection goes on.
- * - A malformed message closes that connection (logged), never the server.
- * - The socket file is created by `listen` and removed by `close()`; a stale file from a crashed
- *   process is replaced.
+ * - Every request gets a reply. A failed request is answered with its ModelError, and the connection
+ *   goes on. A malformed message or request (not JSON, not an object, an unknown op, a missing field,
+ *   intraOpThreads above the machine's cores, a message over `maxMessageBytes`) is answered with the
+ *   problem (its id, or -1) and the connection is then closed (logged), never the server.
+ * - Limits: a run of a batching model takes at most the cache's `maxBatch` rows (frames) per request.
+ *   Fairness: each connection has at most `maxBatch` rows of each model in flight (a request of a model
+ *   that cannot batch counts as `maxBatch`: one at a time), so one client's burst queues in its own
+ *   connection and delays the others by at most one run. While a connection has a request waiting for
+ *   its share, or replies the client has not read, its socket is not read (strategy: wait; the client's
+ *   writes block), so what a connection buffers is bounded.
+ * - The socket file is created by `listen` (a stale one from a crashed process is replaced) in a private
+ *   folder: created mode 0700 when missing; an existing folder must be this user's and closed to group
+ *   and others (an InputError otherwise). The socket itself is made mode 0600; `close()` removes it.
+ *   `privateSocketPath()` gives a fresh such path.
  * - Metrics: every `statsIntervalMs` (default 5000) in which a batching model ran, one "model server
  *   batching" line per model: runs, requests and rows since the last line, and rows per run.
  */
-import { rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
+import { availableParallelism, tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { InputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import type { BatchStats } from './batched-model.ts';
+import { BatchedModel, type BatchStats } from './batched-model.ts';
 import type { ModelCache, ModelLease } from './model-cache.ts';
-import { encode, failure, MessageReader, type WireReply, type WireRequest } from './model-wire.ts';
+import { encode, failure, MessageReader, parseRequest, type WireReply, type WireRequest } from './model-wire.ts';
+import type { ModelRunner, TensorResult } from './onnx-model.ts';
 
 export interface ModelServer {
   /** The Unix socket path clients connect to. */
@@ -36,21 +49,42 @@ export interface ModelServer {
 }
 
 export interface ModelServerOptions {
-  /** The Unix socket to listen on. */
+  /** The Unix socket to listen on, in a private folder (see the module doc; `privateSocketPath()`). */
   readonly path: string;
   readonly models: ModelCache;
   readonly log: Logger;
   /** Milliseconds between batching metrics lines (default 5000). */
   readonly statsIntervalMs?: number;
+  /** Largest message a client may send, bytes (default 256 MiB). */
+  readonly maxMessageBytes?: number;
+}
+
+/** A socket path in a fresh folder of its own under the system's temporary folder (mode 0700, unguessable name). */
+export const privateSocketPath = (prefix = 'synctalk-models-'): string => join(mkdtempSync(join(tmpdir(), prefix)), 'models.sock');
+
+/** Creates the folder of `socket` mode 0700 when missing; an InputError unless it is this user's and private. */
+function privateFolder(socket: string): void {
+  const dir = dirname(socket);
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const s = statSync(dir);
+  const uid = process.getuid?.();
+  if (!s.isDirectory() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o077) !== 0) {
+    throw new InputError(
+      dir,
+      `the model server's socket folder must be private (a folder owned by this user, mode 0700); it is mode ${(s.mode & 0o777).toString(8)}, owner ${s.uid}`,
+    );
+  }
 }
 
 export async function serveModels(options: ModelServerOptions): Promise<ModelServer> {
   const { path, models, log } = options;
+  const limits: ConnectionLimits = { maxBatch: models.maxBatch, maxThreads: availableParallelism(), maxMessageBytes: options.maxMessageBytes ?? 256 * 2 ** 20 };
+  privateFolder(path);
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
-    serveConnection(socket, models, log);
+    serveConnection(socket, models, log, limits);
   });
   rmSync(path, { force: true });
   await new Promise<void>((resolve, reject) => {
@@ -60,6 +94,7 @@ export async function serveModels(options: ModelServerOptions): Promise<ModelSer
       resolve();
     });
   });
+  chmodSync(path, 0o600);
   log.info({ socket: path }, 'model server listening');
   const reported = new Map<string, BatchStats>();
   const stats = setInterval(() => {
@@ -86,17 +121,81 @@ export async function serveModels(options: ModelServerOptions): Promise<ModelSer
   };
 }
 
-function serveConnection(socket: Socket, models: ModelCache, log: Logger): void {
-  const reader = new MessageReader();
-  const leases = new Map<number, ModelLease>();
-  let nextHandle = 1;
+interface ConnectionLimits {
+  /** Rows per request, and rows in flight per connection and model. */
+  readonly maxBatch: number;
+  /** intraOpThreads at most. */
+  readonly maxThreads: number;
+  readonly maxMessageBytes: number;
+}
 
-  const reply = (r: WireReply, tensors?: Parameters<typeof encode>[1]): void => {
+/** One connection's share of one model: rows in flight, and the requests waiting for room (FIFO). */
+interface Share {
+  rows: number;
+  readonly waiting: Array<{ readonly rows: number; readonly start: () => void }>;
+}
+
+function serveConnection(socket: Socket, models: ModelCache, log: Logger, limits: ConnectionLimits): void {
+  const reader = new MessageReader(limits.maxMessageBytes);
+  const leases = new Map<number, ModelLease>();
+  const shares = new Map<ModelRunner, Share>();
+  let nextHandle = 1;
+  let broken = false;
+  /** Requests waiting for their connection's share of a model; the socket is not read while there are any. */
+  let waiting = 0;
+
+  const flow = (): void => {
+    if (broken || socket.destroyed) return;
+    if (waiting > 0 || socket.writableNeedDrain) socket.pause();
+    else socket.resume();
+  };
+  socket.on('drain', flow);
+
+  const reply = (r: WireReply, tensors?: Readonly<Record<string, TensorResult>>): void => {
     if (socket.destroyed) return;
     for (const b of encode(r, tensors)) socket.write(b);
+    flow();
   };
 
-  const handle = async (request: WireRequest, tensors: Parameters<typeof encode>[1]): Promise<void> => {
+  /** Replies with the problem, then closes the connection: the stream or the client cannot be trusted further. */
+  const refuse = (id: number, problem: string): void => {
+    if (broken) return;
+    log.warn({ problem }, 'model server: malformed message; connection closed');
+    reply({ id, ok: false, file: 'model server', problem });
+    broken = true;
+    socket.end();
+    socket.pause();
+  };
+
+  /** Runs `run` once this connection has room for `rows` more rows of `model` (see Fairness in the module doc). */
+  const withShare = async <T,>(model: ModelRunner, rows: number, run: () => Promise<T>): Promise<T> => {
+    let share = shares.get(model);
+    if (share === undefined) {
+      share = { rows: 0, waiting: [] };
+      shares.set(model, share);
+    }
+    const own = share;
+    if (own.rows > 0 && (own.waiting.length > 0 || own.rows + rows > limits.maxBatch)) {
+      waiting++;
+      flow();
+      // started by a finishing request, which counts our rows in
+      await new Promise<void>((start) => own.waiting.push({ rows, start }));
+      waiting--;
+      flow();
+    } else own.rows += rows;
+    try {
+      return await run();
+    } finally {
+      own.rows -= rows;
+      while (own.waiting.length > 0 && (own.rows === 0 || own.rows + own.waiting[0].rows <= limits.maxBatch)) {
+        const next = own.waiting.shift()!;
+        own.rows += next.rows;
+        next.start();
+      }
+    }
+  };
+
+  const handle = async (request: WireRequest, tensors: Record<string, TensorResult>): Promise<void> => {
     switch (request.op) {
       case 'acquire': {
         const lease = await models.acquire(request.path, { providers: request.providers, intraOpThreads: request.intraOpThreads, log });
@@ -109,7 +208,12 @@ function serveConnection(socket: Socket, models: ModelCache, log: Logger): void 
       case 'run': {
         const lease = leases.get(request.handle);
         if (lease === undefined) return reply({ id: request.id, ok: false, file: 'model server', problem: `no model with handle ${request.handle} (released?)` });
-        const outputs = await lease.model.run(tensors ?? {});
+        const batching = lease.model instanceof BatchedModel;
+        const rows = batching ? Math.max(1, ...Object.values(tensors).map((t) => t.dims[0] ?? 1)) : limits.maxBatch;
+        if (batching && rows > limits.maxBatch) {
+          return reply({ id: request.id, ok: false, file: lease.model.path, problem: `a run of ${rows} rows; the model server takes at most ${limits.maxBatch} per request (its max batch)` });
+        }
+        const outputs = await withShare(lease.model, rows, () => lease.model.run(tensors));
         return reply({ id: request.id, ok: true }, outputs);
       }
       case 'release': {
@@ -122,16 +226,18 @@ function serveConnection(socket: Socket, models: ModelCache, log: Logger): void 
   };
 
   socket.on('data', (chunk: Buffer) => {
+    if (broken) return;
     reader.push(chunk);
     try {
-      for (let m = reader.next<WireRequest>(); m !== null; m = reader.next<WireRequest>()) {
-        const request = m.header;
+      for (let m = reader.next(); m !== null && !broken; m = reader.next()) {
+        const parsed = parseRequest(m.header, limits.maxThreads);
+        if (!('request' in parsed)) return refuse(parsed.id, parsed.problem);
+        const { request } = parsed;
         const file = request.op === 'acquire' ? request.path : (leases.get(request.handle)?.model.path ?? 'model server');
         handle(request, m.tensors).catch((err: unknown) => reply(failure(request.id, err, file)));
       }
     } catch (err) {
-      log.error({ err: (err as Error).message }, 'model server: malformed message; connection closed');
-      socket.destroy();
+      refuse(-1, `malformed message: ${(err as Error).message}`);
     }
   });
   socket.on('error', (err) => log.warn({ err: err.message }, 'model server: connection failed'));

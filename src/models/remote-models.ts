@@ -83,10 +83,20 @@ export class RemoteModels implements ModelSource {
       socket.on('data', (chunk: Buffer) => {
         reader.push(chunk);
         try {
-          for (let m = reader.next<WireReply>(); m !== null; m = reader.next<WireReply>()) {
-            const w = this.waiting.get(m.header.id);
-            this.waiting.delete(m.header.id);
-            w?.resolve({ header: m.header, tensors: m.tensors });
+          for (let m = reader.next(); m !== null; m = reader.next()) {
+            const header = m.header;
+            if (typeof header !== 'object' || header === null || !('id' in header) || typeof header.id !== 'number' || !('ok' in header) || typeof header.ok !== 'boolean') {
+              throw new Error('a reply without a numeric id and ok');
+            }
+            const reply = header as WireReply;
+            if (reply.id === -1 && !reply.ok) {
+              this.fail(`the model server refused this connection's messages: ${reply.problem}`);
+              socket.destroy();
+              return;
+            }
+            const w = this.waiting.get(reply.id);
+            this.waiting.delete(reply.id);
+            w?.resolve({ header: reply, tensors: m.tensors });
           }
         } catch (err) {
           this.fail(`malformed reply from the model server (${(err as Error).message})`);

@@ -40,7 +40,7 @@
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { type AgentServer, AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
@@ -49,7 +49,7 @@ import { InputError, isInputError, PipelineSpecError } from '../errors.ts';
 import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../livekit/protocol.ts';
 import { rootLogger } from '../log.ts';
 import { ModelCache, type ModelSource, processModels } from '../models/model-cache.ts';
-import { serveModels } from '../models/model-server.ts';
+import { privateSocketPath, serveModels } from '../models/model-server.ts';
 import { RemoteModels } from '../models/remote-models.ts';
 import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
 
@@ -136,9 +136,9 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const capacity = maxJobs === undefined ? {} : { loadFunc: async (server: AgentServer) => Math.min(1, server.activeJobs.length / maxJobs), loadThreshold: 1 };
     const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);
     const maxBatch = positiveCount('SYNCTALK_AVATAR_MAX_BATCH', 1);
-    const socket = join(tmpdir(), `synctalk-models-${process.pid}.sock`);
+    const socket = privateSocketPath();
     await serveModels({ path: socket, models: new ModelCache(maxBatch === undefined ? {} : { maxBatch }), log });
-    process.on('exit', () => rmSync(socket, { force: true }));
+    process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
     cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}), ...capacity }));
