@@ -22,13 +22,12 @@ from .checkpoint import load_audio_head, load_ave, load_nerf_checkpoint
 from .dataset import SyncTalkData
 from .errors import InputError
 from .graphs import AudioAttGraph, RenderGraph
-from .marcher import unpack_bitfield, visible_pixels
+from .marcher import MAX_STEPS, unpack_bitfield, visible_pixels
 from .model import wrapped_anchor
 
 FORMAT_VERSION = 2
 FPS = 25
 OPSET = 16
-DEFAULT_SAMPLES = 16
 BATCH = 'batch'
 
 
@@ -63,13 +62,15 @@ def _io(name, tensor):
     return {'name': name, 'dtype': dtype, 'shape': [BATCH, *tensor.shape[1:]]}
 
 
-def ray_pixels(sd, data, mode):
+def ray_pixels(sd, data, mode, samples=None):
     """The static ray set of render.onnx, [H*W] bool: pixels whose ray may take an occupied sample under some track
-    pose (`marcher.visible_pixels`), and in portrait mode also under the face mask of some track frame (mask 0
-    shows the original frame). At least one pixel (a graph of zero rays would have empty tensors)."""
+    pose (`marcher.visible_pixels`). With a fixed sample count (`samples`), in portrait mode only those also under
+    the face mask of some track frame (mask 0 shows the original frame); SyncTalk's schedule needs them all (every
+    ray that takes a sample counts in the alive counts). At least one pixel (a graph of zero rays would have empty
+    tensors)."""
     rays = visible_pixels(unpack_bitfield(sd['density_bitfield']), data.poses, data.height, data.width,
                           data.intrinsics)
-    if mode == 'portrait':
+    if mode == 'portrait' and samples is not None:
         union = np.zeros(data.height * data.width, dtype=bool)
         for i in range(len(data)):
             union |= data.mask_u8(i).reshape(-1) > 0
@@ -82,10 +83,11 @@ def _png(arr, path):
     Image.fromarray(np.ascontiguousarray(arr.squeeze(-1) if arr.shape[-1] == 1 else arr)).save(path)
 
 
-def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, ckpt=None, samples=DEFAULT_SAMPLES,
-                  log=print):
-    """mode: 'head' (torso_imgs background), 'portrait' (head + face-mask blend) or 'torso' (learned torso)."""
-    if samples < 1:
+def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, ckpt=None, samples=None, log=print):
+    """mode: 'head' (torso_imgs background), 'portrait' (head + face-mask blend) or 'torso' (learned torso).
+    samples: None = SyncTalk's marching schedule (16 to 23 samples per ray, as SyncTalk renders); S = a fixed S
+    samples per ray (faster, not SyncTalk's frames)."""
+    if samples is not None and samples < 1:
         raise InputError('--samples', f'must be >= 1, got {samples}')
     ckpt_path = find_checkpoint(workspace, ckpt)
     sd, mean_density_torso = load_nerf_checkpoint(ckpt_path, mode, au45)
@@ -104,8 +106,9 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
     graphs['audio_att'] = _export(AudioAttGraph(head), (feats,), out / 'audio_att.onnx', [('features', feats)],
                                   [('enc_a', torch.zeros(1, 32))])
 
-    log(f'render graph {w}x{h}, {samples} samples/ray, mode {mode}{" (au45)" if au45 else ""}')
-    rays = ray_pixels(sd, data, mode)
+    marching = 'SyncTalk schedule' if samples is None else f'{samples} samples/ray (fixed)'
+    log(f'render graph {w}x{h}, {marching}, mode {mode}{" (au45)" if au45 else ""}')
+    rays = ray_pixels(sd, data, mode, samples)
     log(f'{int(rays.sum())} of {h * w} pixels need a ray')
     render = RenderGraph(sd, mode, h, w, data.intrinsics, samples, data.bc_u8().astype(np.float32) / 255.0,
                          mean_density_torso, rays).eval()
@@ -143,7 +146,8 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
     manifest = {
         'format': 'synctalk-avatar', 'version': FORMAT_VERSION, 'fps': FPS, 'width': w, 'height': h,
         'intrinsics': {'fx': data.intrinsics[0], 'fy': data.intrinsics[1], 'cx': data.cx, 'cy': data.cy},
-        'mode': mode, 'au45': au45, 'eye_dim': int(eyes.shape[1]), 'frames': len(data), 'samples': samples,
+        'mode': mode, 'au45': au45, 'eye_dim': int(eyes.shape[1]), 'frames': len(data),
+        'marching': 'synctalk' if samples is None else 'fixed', 'samples': MAX_STEPS if samples is None else samples,
         'rays': int(rays.sum()),
         'audio': {'sample_rate': 16000, 'mel_bins': 80, 'mel_window': 16, 'mel_hop': 200,
                   'attention': {'before': ATT_BEFORE, 'after': ATT_AFTER, 'pad': 'zeros'},
@@ -166,8 +170,9 @@ def main(argv=None):
     group.add_argument('--torso', action='store_true', help='render the learned torso (needs torso weights)')
     ap.add_argument('--au45', action='store_true', help='eye input from au.csv AU45 (1 dim) instead of bs.npy (7)')
     ap.add_argument('--ckpt', help='checkpoint file (default: latest workspace/checkpoints/ngp_ep*.pth)')
-    ap.add_argument('--samples', type=int, default=DEFAULT_SAMPLES,
-                    help=f'occupied samples per ray (default {DEFAULT_SAMPLES})')
+    ap.add_argument('--samples', type=int,
+                    help="a fixed number of occupied samples per ray instead of SyncTalk's schedule (faster, "
+                         "not SyncTalk's frames; default: the schedule, 16 to 23 samples per ray)")
     a = ap.parse_args(argv)
     mode = 'torso' if a.torso else 'portrait' if a.portrait else 'head'
     try:

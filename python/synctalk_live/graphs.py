@@ -8,10 +8,9 @@
 
 - grids: every tri-plane level is de-hashed into a dense texture (`grid.dense_tables`), so a lookup is
   floor / Gather / bilinear weights; the tiled torso grid uses Mod on the corner index.
-- marcher: all LATTICE lattice points t_k = near + k DT are tested against the occupancy grid (one Gather);
-  TopK on occupied * (LATTICE - k) picks the first `samples` occupied points in marching order.
-- compositing: T_i = exp(-DT * exclusive_cumsum(sigma)) (a cumsum of the shifted row: no
-  cancellation when one sigma is huge); sample i counts iff T_(i-1) >= 1e-4 (the CUDA early stop).
+- marcher: `schedule.ScheduledMarcher`: SyncTalk's test-time schedule per frame (float32 running lattice, alive
+  counts, n_step, samples 16..22 of the rays still alive, the kernel's compositing and stop rule), or a fixed
+  number of samples per ray (`samples=S`, a speed option that does not reproduce SyncTalk).
 - WebGPU: its kernels take float, int32 and uint32 only (no Or, no int64 arithmetic), so every computed value is
   float32, bool or int32; int64 appears only as Gather / GatherElements indices (a Cast just before the Gather)
   and TopK's indices. Integer values computed in float32 are exact (all below 2^24).
@@ -22,9 +21,10 @@ from torch import nn
 from .grid import TORSO, TRIPLANE, dense_tables
 from .audio import ATT_LEN
 from .encoders import freq_encode, sh_encode
-from .marcher import DT, GRID, LATTICE, T_THRESH, bg_coords, camera_dirs, clamp_aabb, near_far, unpack_bitfield
+from .marcher import BOUND, bg_coords, camera_dirs, near_far, unpack_bitfield
 from .model import TORSO_SHRINK, HeadNet, TorsoNet, mlp
 from .reference import PLANES, torso_occupancy
+from .schedule import ScheduledMarcher
 
 
 class GatherGrid(nn.Module):
@@ -64,8 +64,9 @@ class TriplaneGrid(nn.Module):
 
     Each de-hashed level texture T (side = res + 1) is stored as quads Q[gx + gy side] = (T[gx, gy], T[gx + 1, gy],
     T[gx, gy + 1], T[gx + 1, gy + 1]) (0 past the edge, never read: g <= res - 1), so a bilinear lookup is one row
-    read; the bilinear sum is (wx wy) v per corner as in the CUDA encoder. xyz must lie in the AABB (it does:
-    samples are clamped to it), so no point falls outside [0, 1] and no inside-test is needed."""
+    read; the bilinear sum is (wx wy) v per corner as in the CUDA encoder. xyz must lie in [-1, 1]^3 (it does:
+    samples are clamped to the bound, as the CUDA marcher clamps them), so no point falls outside [0, 1] and no
+    inside-test is needed."""
 
     def __init__(self, embeddings):
         super().__init__()
@@ -161,7 +162,9 @@ class RenderGraph(nn.Module):
     `rays` [H*W] bool (default all): the pixels that get a ray (a static set, e.g. `export.ray_pixels`); every
     other pixel is taken to have no occupied sample, i.e. to show the background (head, torso) or, in portrait
     mode, to have mask 0 (the original frame). The rays' results are placed by one Gather with a constant index.
-    `march` is the sampling schedule; `forward` evaluates the networks on its samples and composites."""
+    With SyncTalk's schedule (`samples=None`) the ray set must hold every ray that may take a sample, mask or not:
+    they all count in the alive counts. `samples=S`: S samples per ray, no schedule (a speed option).
+    `march` marches and composites the rays (`schedule.ScheduledMarcher`, the networks as its field)."""
 
     def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0, rays=None):
         super().__init__()
@@ -179,8 +182,7 @@ class RenderGraph(nn.Module):
         slot[pix] = torch.arange(pix.shape[0])
         self.register_buffer('slot', slot)
         self.register_buffer('dirs', camera_dirs(height, width, intrinsics)[pix])
-        self.register_buffer('occ', unpack_bitfield(sd['density_bitfield']).reshape(-1).to(torch.uint8))
-        self.register_buffer('lattice', torch.arange(LATTICE, dtype=torch.float32))
+        self.marcher = ScheduledMarcher(unpack_bitfield(sd['density_bitfield']), height * width, self.rays, samples)
         if mode == 'torso':
             self.torso = TorsoNet(sd, torso_grid(sd['torso_encoder.embeddings'].float()))
             mask = torso_occupancy(sd, mean_density_torso, height, width)
@@ -190,42 +192,28 @@ class RenderGraph(nn.Module):
             slot[mask] = torch.arange(1, int(mask.sum()) + 1)
             self.register_buffer('torso_slot', slot)
 
-    def march(self, pose):
-        """The samples of every ray of B frames: pose [B, 4, 4] ->
-          xyz [B*P, S, 3] sample positions (clamped to the AABB), dirs [B*P, 3] ray directions,
-          taken [B*P, S] bool (the sample is one; a row's taken samples come first, in marching order).
-        Rays are frame-major (ray k of frame r is row r * P + k; P = the ray set). Schedule: all LATTICE lattice
-        points t_k = near + k DT are tested against the occupancy grid (one Gather), TopK keeps the first S."""
-        p, s = self.rays, self.samples
+    def march(self, enc_a, eye, pose):
+        """wsum [B, P, 1] and the composited head colour [B, P, 3] of the P rays of B frames (ray k of frame r is
+        row r * P + k of the flattened rays)."""
+        p = self.rays
         # dirs @ R^T elementwise in a fixed order, as marcher.rotate (every runtime rounds it alike)
         d = (self.dirs[None, :, 0:1] * pose[:, None, :3, 0] + self.dirs[None, :, 1:2] * pose[:, None, :3, 1]
-             + self.dirs[None, :, 2:3] * pose[:, None, :3, 2]).reshape(-1, 3)
-        o = pose[:, None, :3, 3].expand(-1, p, -1).reshape(-1, 3)
-        near, far = near_far(o, d)
-        t = near[:, None] + self.lattice[None, :] * DT
-        v = torch.floor(torch.clamp(0.5 * (clamp_aabb(o[:, None, :] + t[:, :, None] * d[:, None, :]) + 1) * GRID,
-                                    0.0, GRID - 1.0))
-        cell = v[:, :, 0] * float(GRID * GRID) + v[:, :, 1] * float(GRID) + v[:, :, 2]
-        occupied = (self.occ[cell.long()].float() > 0.0) & (t < far[:, None])
-        score = occupied.float() * (LATTICE - self.lattice)[None, :]
-        top, index = torch.topk(score, s, dim=1)
-        ts = torch.gather(t, 1, index)
-        xyz = clamp_aabb(o[:, None, :] + ts[:, :, None] * d[:, None, :])
-        return xyz, d, top > 0
+             + self.dirs[None, :, 2:3] * pose[:, None, :3, 2])
+        o = pose[:, None, :3, 3]
+        near, far = near_far(o.expand(-1, p, -1).reshape(-1, 3), d.reshape(-1, 3))
+
+        def field(xyz, dirs, rows):
+            flat = xyz.reshape(-1, 3)
+            sigma, rgb = head_samples(self.head, self.eye_dim, self.grid(flat), dirs.reshape(-1, 3), enc_a, eye,
+                                      rows, flat[:, :1] <= BOUND)
+            return sigma.reshape(-1, rows), rgb.reshape(-1, rows, 3)
+
+        wsum, image = self.marcher(o, d, near.reshape(-1, p), far.reshape(-1, p), field)
+        return wsum[:, :, None], image
 
     def forward(self, enc_a, eye, pose, *frames):
-        p, s, hw = self.rays, self.samples, self.height * self.width
-        xyz, d, taken = self.march(pose)
-        dd = d[:, None, :].expand(-1, s, -1).reshape(-1, 3)
-        sigma, rgb = head_samples(self.head, self.eye_dim, self.grid(xyz.reshape(-1, 3)), dd, enc_a, eye, p * s,
-                                  taken.reshape(-1, 1))
-        sigma = torch.where(taken, sigma.reshape(-1, s), torch.tensor(0.0))
-        tau = sigma * DT
-        trans = torch.exp(-torch.cumsum(nn.functional.pad(tau[:, :-1], (1, 0)), dim=1))
-        prev = nn.functional.pad(trans[:, :-1], (1, 0), value=1.0)
-        w = (1.0 - torch.exp(-tau)) * trans * (taken & (prev >= T_THRESH)).float()
-        wsum = w.sum(dim=1, keepdim=True).reshape(-1, p, 1)
-        image = (w[:, :, None] * rgb.reshape(-1, s, 3)).sum(dim=1).reshape(-1, p, 3)
+        hw = self.height * self.width
+        wsum, image = self.march(enc_a, eye, pose)
         if self.mode == 'torso':
             alpha, color = torso_pixels(self.torso, self.torso_coords, self.torso_pixels, frames[0])
             alpha = nn.functional.pad(alpha, (0, 0, 1, 0))[:, self.torso_slot]

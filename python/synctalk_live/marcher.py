@@ -115,10 +115,6 @@ def voxel(p):
     return torch.clamp(0.5 * (p + 1) * GRID, 0.0, GRID - 1.0).to(torch.int64)
 
 
-def clamp_aabb(p):
-    return torch.max(torch.min(p, torch.tensor(AABB[3:])), torch.tensor(AABB[:3]))
-
-
 def sample_points(o, d, t):
     """The kernel's sample position: clamp(o + t d, -bound, bound) in float32 (o, d [n, 3], t [n])."""
     return torch.clamp(o + t[:, None] * d, -BOUND, BOUND)

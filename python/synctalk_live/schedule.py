@@ -1,8 +1,9 @@
 """SyncTalk's test-time marching schedule (`marcher.render_rays`) as static-shaped tensor ops, per frame of a batch.
 
 `ScheduledMarcher(occ, pixels, rays, samples=None)(o, d, near, far, field)` -> wsum [B, R], image [B, R, 3]
-for B frames of R rays each (o [B, 1, 3], d [B, R, 3], near / far [B, R]); `field(xyz [B, M, 3], dirs [B, M, 3])
--> sigma [B, M], rgb [B, M, 3]` is called once on every sample of the batch. `pixels` is N, the frame's H x W rays
+for B frames of R rays each (o [B, 1, 3], d [B, R, 3], near / far [B, R]); `field(xyz [B, M, 3], dirs [B, M, 3],
+M) -> sigma [B, M], rgb [B, M, 3]` evaluates the networks (twice with the schedule: the first 16 samples of every
+ray, then the extra ones). Every shape but B is static (B is never read: no Shape node). `pixels` is N, the frame's H x W rays
 that SyncTalk marches; the R rays are the ones that may take a sample (the others die in the first iteration).
 
 Samples: the first occupied points of the float32 running lattice u_0 = near, u_(k+1) = u_k + DT (one ONNX CumSum;
@@ -116,7 +117,8 @@ class ScheduledMarcher(nn.Module):
         r = self.rays
         ts, taken = self.lattice_samples(o, d, near, far, self.base + (EXTRA if self.extra else 0))
         xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :self.base]).reshape(-1, r * self.base, 3)
-        sigma, rgb = field(xyz, d[:, :, None, :].repeat(1, 1, self.base, 1).reshape(-1, r * self.base, 3))
+        sigma, rgb = field(xyz, d[:, :, None, :].repeat(1, 1, self.base, 1).reshape(-1, r * self.base, 3),
+                           r * self.base)
         alpha = (1.0 - torch.exp(-sigma * DT)).reshape(-1, r, self.base)
         zero = near * 0.0
         wsum, image, g = self.composite(alpha, rgb.reshape(-1, r, self.base, 3), taken, zero,
@@ -128,7 +130,7 @@ class ScheduledMarcher(nn.Module):
     def extra_samples(self, o, d, ts, taken, g, wsum, image, field):
         """Samples 16 .. s_end - 1 of the rays alive after 16 (g_16): the q-th such ray (TopK order = ray order)
         owns slots q X .. q X + X - 1 of the E-slot buffer, X = s_end - 16; composited on from its first 16."""
-        r, width = self.rays, ts.shape[2]
+        r, width = self.rays, MAX_STEPS + EXTRA
         x = torch.clamp(self.schedule_end(g) - MAX_STEPS, 0.0, float(EXTRA))
         alive16 = g[:, :, MAX_STEPS - 1]
         top, order = torch.topk(alive16.float() * (self.rays - self.ray_index), self.compact, dim=1)
@@ -141,7 +143,7 @@ class ScheduledMarcher(nn.Module):
         flat_t = ray_j * width + (MAX_STEPS + torch.clamp(j - q * step, max=float(EXTRA - 1)))
         t = torch.gather(ts.reshape(-1, r * width), 1, flat_t.long())
         d_j = self.gather3(d, ray_j.long())
-        sigma, rgb = field(self.points(o, d_j, t), d_j)
+        sigma, rgb = field(self.points(o, d_j, t), d_j, self.extra)
         alpha = 1.0 - torch.exp(-sigma * DT)
         # the list's rays composite on: sample i of ray q is slot q X + i (i < X)
         i = torch.arange(EXTRA, dtype=torch.float32)

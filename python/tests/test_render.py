@@ -1,4 +1,4 @@
-"""The export graph modules (dense grids, TopK marcher, cumsum compositing) against the reference renderer."""
+"""The render graph (dense grids, SyncTalk's schedule as static tensor ops) against the reference renderer."""
 import tempfile
 import unittest
 from pathlib import Path
@@ -15,53 +15,63 @@ from synctalk_live.model import wrapped_anchor
 from synctalk_live.reference import Reference
 
 
-def render_both(root, mode, au45=False, samples=16):
+def render_both(root, mode, au45=False):
+    """The graph (SyncTalk's schedule) on two track frames, one batch of both and each alone, and the reference's
+    frames: |graph - reference| per channel [2, H, W, 3], whether the batch equals the single runs, the last
+    reference frame and the reference's schedules."""
     ckpt = Path(root) / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth'
     sd, mdt = load_nerf_checkpoint(ckpt, mode, au45)
     data = SyncTalkData(Path(root) / 'data')
     eyes = torch.from_numpy(data.eyes(au45))
     ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
-    graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, samples,
+    graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, None,
                         data.bc_u8().astype(np.float32) / 255.0, mdt, ray_pixels(sd, data, mode)).eval()
-    enc_a = torch.randn(1, 32, generator=torch.Generator().manual_seed(1))
-    diffs = []
-    for i in (0, len(data) - 1):
+    enc = torch.randn(2, 32, generator=torch.Generator().manual_seed(1))
+    frames_ids = (0, len(data) - 1)
+    wants, inputs, schedules = [], [], []
+    for k, i in enumerate(frames_ids):
         pose = torch.from_numpy(data.poses[i])
         bg = data.background(i, mode == 'torso')
         if mode == 'torso':
             anchor = wrapped_anchor(sd['anchor_points'], pose)
-            want = ref.frame(pose, enc_a, eyes[i:i + 1], bg, anchor=anchor)
-            with torch.no_grad():
-                got = graph(enc_a, eyes[i:i + 1], pose[None], anchor)
+            wants.append(ref.frame(pose, enc[k:k + 1], eyes[i:i + 1], bg, anchor=anchor))
+            extra = [anchor]
         else:
-            frames = [torch.from_numpy(data.torso_u8(i)[None].copy())]
+            extra = [torch.from_numpy(data.torso_u8(i)[None].copy())]
             ori = mask = None
             if mode == 'portrait':
                 ori, mask = data.ori(i), data.face_mask(i)
-                frames += [torch.from_numpy(data.ori_u8(i)[None].copy()), torch.from_numpy(data.mask_u8(i)[None].copy())]
-            want = ref.frame(pose, enc_a, eyes[i:i + 1], bg, ori, mask)
-            with torch.no_grad():
-                got = graph(enc_a, eyes[i:i + 1], pose[None], *frames)
-        # the graph's RGBA (batch of one) against the reference's uint8 RGB frame
-        assert bool((got[0, :, :, 3] == 255).all())
-        diffs.append((got[0, :, :, :3].int() - torch.from_numpy(want).int()).abs())
-    return torch.stack(diffs), torch.from_numpy(want).float()
+                extra += [torch.from_numpy(data.ori_u8(i)[None].copy()), torch.from_numpy(data.mask_u8(i)[None].copy())]
+            wants.append(ref.frame(pose, enc[k:k + 1], eyes[i:i + 1], bg, ori, mask))
+        schedules.append(ref.schedule)
+        inputs.append([enc[k:k + 1], eyes[i:i + 1], pose[None], *extra])
+    with torch.no_grad():
+        single = torch.cat([graph(*x) for x in inputs])
+        batch = graph(*[torch.cat(parts) for parts in zip(*inputs)])
+    assert bool((single[..., 3] == 255).all())
+    diff = (single[..., :3].int() - torch.from_numpy(np.stack(wants)).int()).abs()
+    return diff, bool(torch.equal(single, batch)), torch.from_numpy(wants[-1]).float(), schedules
 
 
 class RenderTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.tmp = tempfile.TemporaryDirectory()
-        cls.roots = {v: make_workspace(Path(cls.tmp.name) / v, v, size=40, frames=3) for v in ('portrait', 'torso', 'au45')}
+        cls.roots = {v: make_workspace(Path(cls.tmp.name) / v, v, size=40, frames=3)
+                     for v in ('portrait', 'torso', 'au45', 'torso-au45')}
 
     @classmethod
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def check(self, variant, mode, au45=False):
-        diff, image = render_both(self.roots[variant], mode, au45)
-        self.assertLessEqual(int(diff.max()), 1)  # uint8 truncation: a 1e-5 difference can cross a level
+    def check(self, variant, mode, au45=False, beyond16=True):
+        diff, batch_equal, image, schedules = render_both(self.roots[variant], mode, au45)
+        self.assertLessEqual(int(diff.max()), 1)  # uint8 truncation: a 1e-6 difference can cross a level
+        self.assertTrue(batch_equal)
         self.assertGreater(float(image.std()), 0.05 * 255)
+        # frames whose rays take more than 16 samples (the samples past 16 are in the comparison); the au45
+        # workspace's two frames end at exactly 16
+        self.assertEqual(any(sum(n for _, n in s) > 16 for s in schedules), beyond16, schedules)
 
     def test_head(self):
         self.check('portrait', 'head')
@@ -73,7 +83,10 @@ class RenderTest(unittest.TestCase):
         self.check('torso', 'torso')
 
     def test_au45(self):
-        self.check('au45', 'portrait', au45=True)
+        self.check('au45', 'portrait', au45=True, beyond16=False)
+
+    def test_torso_au45(self):
+        self.check('torso-au45', 'torso', au45=True, beyond16=False)
 
     def test_audio_modules_load_official_keys(self):
         root = self.roots['portrait']
