@@ -8,7 +8,7 @@ import { dispose } from '@livekit/rtc-node';
 import { frameworkCost } from './framework.ts';
 import { demoModelMsPerFrame, eventLoopLag, sharedModelThroughput } from './inference.ts';
 import { measureLiveAvatar } from './livekit.ts';
-import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame } from './synctalk.ts';
+import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame, syncTalkRoomsThroughput } from './synctalk.ts';
 
 interface Row {
   readonly figure: string;
@@ -61,6 +61,13 @@ async function main(): Promise<void> {
     add(`reference / renderer time at ${size}x${size}`, `${(ref / st.msPerFrame).toFixed(2)}`, '> 1');
     if (size === 128) add('SyncTalk renderer at 512x512, scaled by pixel count from 128x128', `${((st.msPerFrame * 16) / 1000).toFixed(1)} s`);
   }
+
+  const rooms = await syncTalkRoomsThroughput(64, 4);
+  add('SyncTalk, 4 rooms sharing one 64x64 bundle: frames/s unbatched (cpu, 1 thread)', `${rooms.unbatchedFps.toFixed(1)} fps`);
+  add('SyncTalk, 4 rooms sharing one 64x64 bundle: frames/s batched (maxBatch 16)', `${rooms.batchedFps.toFixed(1)} fps`);
+  add('SyncTalk 4 rooms batched / unbatched throughput', `${rooms.speedup.toFixed(2)}x`);
+  add('SyncTalk 4 rooms: mean frames per render.onnx run (batched)', `${rooms.meanRowsPerRun.toFixed(1)}`);
+  add('SyncTalk render.onnx alone at 64x64, ms per frame: batch 1 / batch 4', `${rooms.renderMsPerFrame.batch1.toFixed(1)} / ${rooms.renderMsPerFrame.batch4.toFixed(1)} ms`);
 
   const w1 = Math.max(...rows.map((r) => r.figure.length), 'figure'.length);
   const w2 = Math.max(...rows.map((r) => r.value.length), 'value'.length);

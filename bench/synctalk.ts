@@ -9,6 +9,11 @@
  *    of the frames each chunk releases (worker round trips included), plus render.onnx alone.
  *  - `syncTalkReferenceMsPerFrame(size)`: the PyTorch reference (python/synctalk_live/reference.py, CPU, one thread),
  *    median ms per rendered frame: the yardstick.
+ *  - `syncTalkRoomsThroughput(size, rooms)`: `rooms` sessions (each its own SyncTalkRenderer and bundle handle,
+ *    as the rooms of an avatar worker) share one loaded copy of the graphs through a ModelCache and stream speech at
+ *    once: frames per second of them all, once with every run on its own (maxBatch 1: one shared model, runs in
+ *    FIFO order) and once batched (maxBatch 16: the frames asked for while a run is busy go into the next run);
+ *    and render.onnx alone per frame in runs of 1 and of 4 frames (the graph's own batch gain).
  *
  * render.onnx casts rays only through the bundle's static ray set (docs/synctalk-bundle.md, "Ray set": in portrait
  * mode the pixels under some frame's face mask that may see the head, ~19 % of the test avatar's frame), so cost
@@ -22,7 +27,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { pino } from 'pino';
-import { audio, segmentEnd } from '../src/events.ts';
+import { audio, idleTick, segmentEnd } from '../src/events.ts';
+import { ModelCache } from '../src/models/model-cache.ts';
+import type { TensorFeed } from '../src/models/onnx-model.ts';
 import { onnxGraphLoader, SyncTalkBundle } from '../src/synctalk/bundle.ts';
 import { SyncTalkRenderer } from '../src/synctalk/renderer.ts';
 
@@ -122,5 +129,100 @@ print(statistics.median(times))
     return Number(stdout.trim());
   } finally {
     avatar.remove();
+  }
+}
+
+export interface SyncTalkRoomsThroughput {
+  /** Frames per second, all rooms together, every run on its own. */
+  readonly unbatchedFps: number;
+  /** Frames per second, all rooms together, runs merged by BatchedModel (maxBatch 16). */
+  readonly batchedFps: number;
+  /** batchedFps / unbatchedFps, measured in the same process one after the other. */
+  readonly speedup: number;
+  /** Mean frames per render.onnx run in the batched pass. */
+  readonly meanRowsPerRun: number;
+  /** Median ms per frame of render.onnx alone in one run of 1 frame and of 4 frames (worker round trip included). */
+  readonly renderMsPerFrame: { readonly batch1: number; readonly batch4: number };
+}
+
+/** Frames per second of `rooms` sessions sharing one portrait bundle of `size` x `size`, unbatched and batched (cpu, 1 thread). */
+export async function syncTalkRoomsThroughput(size: number, rooms = 4, seconds = 1): Promise<SyncTalkRoomsThroughput> {
+  const avatar = await testAvatar(size);
+  const pass = async (maxBatch: number): Promise<{ fps: number; rowsPerRun: number }> => {
+    const cache = new ModelCache({ maxBatch });
+    const options = { providers: ['cpu' as const], intraOpThreads: 1, log: pino({ level: 'warn' }) };
+    const bundles = await Promise.all(Array.from({ length: rooms }, () => SyncTalkBundle.open(avatar.bundle, (path) => cache.acquire(path, options))));
+    try {
+      const renderers = bundles.map((b) => new SyncTalkRenderer(b));
+      await Promise.all(renderers.map((r) => r.render(idleTick(0, 0))));
+      const before = cache.batchStats().find((s) => s.path.endsWith('render.onnx'));
+      const t0 = performance.now();
+      const frames = await Promise.all(renderers.map((r, room) => speak(r, seconds, room)));
+      const ms = performance.now() - t0;
+      const after = cache.batchStats().find((s) => s.path.endsWith('render.onnx'));
+      const rowsPerRun = before && after ? (after.rows - before.rows) / (after.runs - before.runs) : 1;
+      return { fps: (frames.reduce((a, b) => a + b, 0) * 1000) / ms, rowsPerRun };
+    } finally {
+      await Promise.all(bundles.map((b) => b.close()));
+    }
+  };
+  try {
+    const unbatched = await pass(1);
+    const batched = await pass(16);
+    const renderMsPerFrame = { batch1: await renderMs(avatar.bundle, 1), batch4: await renderMs(avatar.bundle, 4) };
+    return { unbatchedFps: unbatched.fps, batchedFps: batched.fps, speedup: batched.fps / unbatched.fps, meanRowsPerRun: batched.rowsPerRun, renderMsPerFrame };
+  } finally {
+    avatar.remove();
+  }
+}
+
+/** Streams `seconds` of speech-like audio (pitch by `voice`) in 80 ms chunks, then the segment end: frames rendered. */
+async function speak(renderer: SyncTalkRenderer, seconds: number, voice: number): Promise<number> {
+  const chunks = Math.ceil((seconds * 16_000) / 1280);
+  let frames = 0;
+  for (let c = 0; c < chunks; c++) {
+    const samples = Float32Array.from({ length: 1280 }, (_, i) => 0.3 * Math.sin((2 * Math.PI * (150 + 20 * voice) * (c * 1280 + i)) / 16_000) * Math.sin((Math.PI * (c * 1280 + i)) / 4000));
+    frames += (await renderer.render(audio(samples, 16_000, 1, c * 0.08, 0))).length;
+  }
+  return frames + (await renderer.end(segmentEnd(0, chunks * 0.08))).length;
+}
+
+/** Median ms per frame of render.onnx (cpu, 1 thread) run on `batch` track frames at once, over 3 runs after a warm-up. */
+async function renderMs(dir: string, batch: number): Promise<number> {
+  const bundle = await SyncTalkBundle.open(dir, onnxGraphLoader({ providers: ['cpu'], intraOpThreads: 1, log: pino({ level: 'warn' }) }));
+  try {
+    const { manifest, tracks } = bundle;
+    const frames = Array.from({ length: batch }, (_, k) => k % manifest.frames);
+    const images = await Promise.all(frames.map((t) => bundle.images(t)));
+    const rows = (per: number, from: (t: number) => ArrayLike<number>): Float32Array => {
+      const out = new Float32Array(batch * per);
+      frames.forEach((t, k) => out.set(from(t), k * per));
+      return out;
+    };
+    const feeds = (): Record<string, TensorFeed> => {
+      const f: Record<string, TensorFeed> = {
+        enc_a: { type: 'float32', dims: [batch, 32], data: rows(32, (t) => Array.from({ length: 32 }, (_, i) => Math.sin(i + t))) },
+        eye: { type: 'float32', dims: [batch, manifest.eye_dim], data: rows(manifest.eye_dim, (t) => tracks.eyes.subarray(t * manifest.eye_dim, (t + 1) * manifest.eye_dim)) },
+        pose: { type: 'float32', dims: [batch, 4, 4], data: rows(16, (t) => tracks.poses.subarray(t * 16, (t + 1) * 16)) },
+      };
+      for (const name of Object.keys(images[0])) {
+        const one = images[0][name];
+        const data = new Uint8Array(batch * one.data.length);
+        images.forEach((im, k) => data.set(im[name].data as Uint8Array, k * one.data.length));
+        f[name] = { type: 'uint8', dims: [batch, ...one.dims.slice(1)], data };
+      }
+      return f;
+    };
+    await bundle.render.run(feeds());
+    const times: number[] = [];
+    for (let k = 0; k < 3; k++) {
+      const f = feeds();
+      const t0 = performance.now();
+      await bundle.render.run(f);
+      times.push((performance.now() - t0) / batch);
+    }
+    return median(times);
+  } finally {
+    await bundle.close();
   }
 }
