@@ -20,7 +20,7 @@
  * - Queue: the requests callers have started, so bounded by them (each `infer` keeps at most
  *   `maxInFlight` runs outstanding; strategy wait). A failed run rejects every request in it; a
  *   request that does not fit the model's signature is rejected alone, before it can spoil a batch.
- * - `stats`: runs, requests and rows so far, for the metrics.
+ * - `stats`: runs, requests and rows so far, for the metrics; `onRun` is told of each run.
  * - The wrapped model is not owned: whoever loaded it closes it; requests still queued then fail
  *   with its "closed" error.
  */
@@ -30,6 +30,16 @@ import type { ModelRunner, TensorData, TensorFeed, TensorResult } from './onnx-m
 export interface BatchedModelOptions {
   /** Rows (frames) per model run at most (default 16). */
   readonly maxBatch?: number;
+  /** Called when each run has settled (for metrics). */
+  readonly onRun?: (run: BatchRun) => void;
+}
+
+/** One model run: its rows and requests, its wall time (ms), and the requests still queued when it started. */
+export interface BatchRun {
+  readonly rows: number;
+  readonly requests: number;
+  readonly ms: number;
+  readonly queued: number;
 }
 
 export interface BatchStats {
@@ -59,7 +69,7 @@ export class BatchedModel implements ModelRunner {
 
   constructor(
     private readonly model: ModelRunner,
-    options: BatchedModelOptions = {},
+    private readonly options: BatchedModelOptions = {},
   ) {
     if (!isBatchable(model)) throw new ModelError(model.path, 'cannot batch: every input and output needs a symbolic first dimension');
     this.maxBatch = options.maxBatch ?? 16;
@@ -120,6 +130,8 @@ export class BatchedModel implements ModelRunner {
     }
     this.running = true;
     this.counts = { runs: this.counts.runs + 1, requests: this.counts.requests + batch.length, rows: this.counts.rows + rows };
+    const started = performance.now();
+    const queued = this.queue.length;
     const run = batch.length === 1 ? this.model.run(batch[0].feeds) : Promise.resolve().then(() => this.model.run(merge(this.model.inputNames, batch, rows)));
     run
       .then(
@@ -133,6 +145,7 @@ export class BatchedModel implements ModelRunner {
       .catch((err: unknown) => batch.forEach((r) => r.reject(err)))
       .finally(() => {
         this.running = false;
+        this.options.onRun?.({ rows, requests: batch.length, ms: performance.now() - started, queued });
         this.pump();
       });
   }

@@ -19,12 +19,14 @@
  *   tries again.
  * - Logs "model loaded" once per load (info, with the provider it runs on) and "model closed".
  */
-import { BatchedModel, type BatchStats, isBatchable } from './batched-model.ts';
+import { BatchedModel, type BatchRun, type BatchStats, isBatchable } from './batched-model.ts';
 import { DEFAULT_PROVIDERS, type ModelRunner, OnnxModel, type OnnxModelOptions } from './onnx-model.ts';
 
 export interface ModelCacheOptions {
   /** Rows per run when sessions' runs are merged (default 16; 1: no batching). */
   readonly maxBatch?: number;
+  /** Told of each run of a batching model, with the model's path (for metrics). */
+  readonly onRun?: (path: string, run: BatchRun) => void;
 }
 
 export interface ModelLease {
@@ -55,8 +57,10 @@ export class ModelCache implements ModelSource {
   /** The BatchedModels handed out now. */
   private batched: BatchedModel[] = [];
   readonly maxBatch: number;
+  private readonly onRun: ModelCacheOptions['onRun'];
 
   constructor(options: ModelCacheOptions = {}) {
+    this.onRun = options.onRun;
     this.maxBatch = options.maxBatch ?? 16;
     if (!Number.isInteger(this.maxBatch) || this.maxBatch < 1) throw new RangeError(`maxBatch must be a positive integer; is ${options.maxBatch}`);
   }
@@ -84,7 +88,8 @@ export class ModelCache implements ModelSource {
           `model loaded (provider ${model.provider}${batching ? `, sessions' frames batched up to ${this.maxBatch}` : ''})`,
         );
         if (!batching) return { model, runner: model };
-        const runner = new BatchedModel(model, { maxBatch: this.maxBatch });
+        const onRun = this.onRun;
+        const runner = new BatchedModel(model, { maxBatch: this.maxBatch, ...(onRun ? { onRun: (run: BatchRun) => onRun(path, run) } : {}) });
         this.batched.push(runner);
         return { model, runner };
       });

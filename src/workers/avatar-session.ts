@@ -58,6 +58,8 @@ export interface AvatarSessionOptions {
   readonly models?: ModelSource;
   /** Milliseconds between "session metrics" log lines (default 5000). */
   readonly metricsIntervalMs?: number;
+  /** Told of every render: its wall time in ms (the model round trip) and the frames it made (Prometheus' histogram). */
+  readonly onRender?: (ms: number, frames: number) => void;
 }
 
 export type AvatarSessionEndReason = 'closed' | 'agent left' | 'room disconnected' | 'pipeline ended' | 'pipeline failed';
@@ -136,7 +138,10 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
   // The recorder needs the budget, and the budget the validated spec: bind them through this forwarder.
   let recorder: SessionMetricsRecorder | null = null;
   const forward: Pick<SessionMetricsRecorder, 'render' | 'publisher' | 'playback'> = {
-    render: (ms, frames) => recorder?.render(ms, frames),
+    render: (ms, frames) => {
+      recorder?.render(ms, frames);
+      options.onRender?.(ms, frames);
+    },
     publisher: (m) => recorder?.publisher(m),
     playback: (e) => recorder?.playback(e),
   };
