@@ -2,7 +2,8 @@
  * The test client's server (node:http): hands out room tokens and serves the browser page.
  *
  * ```
- * GET /token?room=R&identity=I  -> 200 {"url": <LiveKit URL>, "token": <JWT>}   (Cache-Control: no-store)
+ * GET /token?room=R&identity=I  -> 200 {"url": <LiveKit URL>, "token": <JWT>, "identity": I}   (Cache-Control: no-store)
+ * GET /token?room=R             -> 200 ... with an identity the server chose: user-<12 hex digits>
  * GET /                          -> public/index.html
  * GET /client.js                 -> public/client.js
  * GET /vendor/livekit-client.esm.mjs -> livekit-client's browser bundle (node_modules/livekit-client/dist)
@@ -11,12 +12,23 @@
  * - A token grants exactly one room, the one asked for: roomJoin, canPublish, canSubscribe for room R,
  *   identity I, valid `ttlSeconds` (default 3600). No admin, no data publishing, no other room.
  * - room and identity: 1 to 128 characters of [A-Za-z0-9_.:-]; anything else is 400 with the problem.
+ * - Identities are users' only: one asked for must start with `identityPrefix` (default "user-"), so
+ *   that no token can name the agent ("agent-<job>") or its avatar ("<agent>-avatar"): a participant
+ *   joining with an identity already in the room takes its place (DUPLICATE_IDENTITY), which would end
+ *   the session. Without one, the server picks `<prefix><12 hex digits>`.
+ * - Host check (DNS rebinding): the Host header must be the configured `origin`'s host (default the
+ *   address it listens on; on a loopback address also localhost, 127.0.0.1 and [::1] at that port),
+ *   else 421. A /token request carrying an Origin header other than `origin` is 403.
  * - Tokens are credentials: never logged (requests are logged by path only, no query string).
  * - Listens on 127.0.0.1 by default (port 8080; 0 picks a free one). Only the files above are served.
  *
  * Run: `node --import tsx src/client/token-server.ts` with LIVEKIT_URL, LIVEKIT_API_KEY,
- * LIVEKIT_API_SECRET; TOKEN_SERVER_HOST (default 127.0.0.1), TOKEN_SERVER_PORT (default 8080).
+ * LIVEKIT_API_SECRET; TOKEN_SERVER_HOST (default 127.0.0.1), TOKEN_SERVER_PORT (default 8080),
+ * TOKEN_SERVER_ORIGIN (the page's origin as browsers see it, e.g. https://avatar.example.com behind a
+ * proxy; default http://<host>:<port>), TOKEN_SERVER_IDENTITY_PREFIX (default "user-"). It checks the
+ * URL, key and secret with one request at startup: a wrong one is one line naming it, exit code 2.
  */
+import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { createRequire } from 'node:module';
@@ -26,6 +38,7 @@ import { AccessToken } from 'livekit-server-sdk';
 import { InputError, isInputError } from '../errors.ts';
 import type { ApiCredentials } from '../livekit/tokens.ts';
 import { rootLogger, type Logger } from '../log.ts';
+import { checkServerCredentials } from '../workers/check-credentials.ts';
 
 export interface TokenServerOptions {
   /** LiveKit URL the page connects to (ws:// or wss://). */
@@ -37,6 +50,10 @@ export interface TokenServerOptions {
   readonly port?: number;
   /** Seconds a token is valid (default 3600). */
   readonly ttlSeconds?: number;
+  /** The page's origin as browsers reach it (default http://host:port, the address listened on). */
+  readonly origin?: string;
+  /** What every identity starts with (default 'user-'). */
+  readonly identityPrefix?: string;
   readonly log?: Logger;
 }
 
@@ -58,18 +75,47 @@ const STATIC: Record<string, { file: () => string; type: string }> = {
   '/vendor/livekit-client.esm.mjs': { file: livekitClientBundle, type: 'text/javascript; charset=utf-8' },
 };
 
-/** The room token for `room` and `identity`; throws InputError for names outside the allowed set. */
-export async function roomToken(credentials: ApiCredentials, room: string | null, identity: string | null, ttlSeconds = 3600): Promise<string> {
+/** What user identities start with by default: never the agent's ("agent-...") nor its avatar's. */
+export const USER_IDENTITY_PREFIX = 'user-';
+
+/**
+ * The room token for `room` and `identity` (null or '': one the server chooses, `prefix` + 12 hex
+ * digits); throws InputError for names outside the allowed set and for identities without `prefix`.
+ */
+export async function roomToken(
+  credentials: ApiCredentials,
+  room: string | null,
+  identity: string | null,
+  ttlSeconds = 3600,
+  prefix = USER_IDENTITY_PREFIX,
+): Promise<{ token: string; identity: string }> {
+  if (room === null || room.length === 0) throw new InputError('room', 'missing');
+  const who = identity === null || identity === '' ? `${prefix}${randomBytes(6).toString('hex')}` : identity;
   for (const [what, value] of [
     ['room', room],
-    ['identity', identity],
+    ['identity', who],
   ] as const) {
-    if (value === null || value.length === 0) throw new InputError(what, 'missing');
     if (!NAME.test(value)) throw new InputError(what, 'must be 1 to 128 characters of A-Z a-z 0-9 _ . : -');
   }
-  const token = new AccessToken(credentials.apiKey, credentials.apiSecret, { identity: identity!, ttl: ttlSeconds });
-  token.addGrant({ roomJoin: true, room: room!, canPublish: true, canSubscribe: true, canPublishData: false });
-  return token.toJwt();
+  if (!who.startsWith(prefix) || who.length === prefix.length) {
+    throw new InputError('identity', `must start with "${prefix}" and go on after it (agent and avatar identities are not handed out)`);
+  }
+  const token = new AccessToken(credentials.apiKey, credentials.apiSecret, { identity: who, ttl: ttlSeconds });
+  token.addGrant({ roomJoin: true, room, canPublish: true, canSubscribe: true, canPublishData: false });
+  return { token: await token.toJwt(), identity: who };
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1', '[::1]']);
+
+/** The Host header values the server answers: the origin's host, and on loopback the usual loopback names at its port. */
+export function allowedHosts(origin: string): Set<string> {
+  const u = new URL(origin);
+  const hosts = new Set([u.host.toLowerCase()]);
+  if (LOOPBACK.has(u.hostname)) {
+    const port = u.port === '' ? '' : `:${u.port}`;
+    for (const name of ['127.0.0.1', 'localhost', '[::1]']) hosts.add(`${name}${port}`);
+  }
+  return hosts;
 }
 
 export function startTokenServer(options: TokenServerOptions): Promise<TokenServer> {
@@ -79,14 +125,24 @@ export function startTokenServer(options: TokenServerOptions): Promise<TokenServ
     res.end(body);
   };
 
+  /** Set once listening (the port may be chosen then). */
+  let origin = '';
+  let hosts = new Set<string>();
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://localhost');
     log.debug({ method: req.method, path: url.pathname }, 'request');
+    if (!hosts.has((req.headers.host ?? '').toLowerCase())) {
+      log.warn({ host: req.headers.host?.slice(0, 100) }, 'request refused: Host is not this server');
+      return send(res, 421, 'text/plain', `Host must be ${[...hosts].join(' or ')}`);
+    }
     if (req.method !== 'GET') return send(res, 405, 'text/plain', 'only GET');
     if (url.pathname === '/token') {
+      const from = req.headers.origin;
+      if (from !== undefined && from !== origin) return send(res, 403, 'application/json', JSON.stringify({ error: `Origin ${from.slice(0, 100)} may not ask for tokens` }));
       try {
-        const token = await roomToken(options.credentials, url.searchParams.get('room'), url.searchParams.get('identity'), options.ttlSeconds);
-        return send(res, 200, 'application/json', JSON.stringify({ url: options.livekitUrl, token }));
+        const granted = await roomToken(options.credentials, url.searchParams.get('room'), url.searchParams.get('identity'), options.ttlSeconds, options.identityPrefix);
+        return send(res, 200, 'application/json', JSON.stringify({ url: options.livekitUrl, ...granted }));
       } catch (e) {
         if (isInputError(e)) return send(res, 400, 'application/json', JSON.stringify({ error: e.message }));
         throw e;
@@ -112,8 +168,17 @@ export function startTokenServer(options: TokenServerOptions): Promise<TokenServ
       const address = server.address();
       const port = typeof address === 'object' && address !== null ? address.port : 0;
       const host = options.host ?? '127.0.0.1';
+      const listening = `http://${host.includes(':') ? `[${host}]` : host}:${port}`;
+      try {
+        origin = new URL(options.origin ?? listening).origin;
+        hosts = allowedHosts(origin);
+      } catch {
+        server.close();
+        reject(new InputError('TOKEN_SERVER_ORIGIN', `not a URL: ${options.origin}`));
+        return;
+      }
       resolve({
-        url: `http://${host.includes(':') ? `[${host}]` : host}:${port}/`,
+        url: `${listening}/`,
         close: () =>
           new Promise<void>((done) => {
             server.closeAllConnections();
@@ -138,12 +203,16 @@ function optionsFromEnv(env: NodeJS.ProcessEnv): TokenServerOptions {
     credentials: { apiKey: need('LIVEKIT_API_KEY'), apiSecret: need('LIVEKIT_API_SECRET') },
     host: env.TOKEN_SERVER_HOST ?? '127.0.0.1',
     port,
+    ...(env.TOKEN_SERVER_ORIGIN ? { origin: env.TOKEN_SERVER_ORIGIN } : {}),
+    ...(env.TOKEN_SERVER_IDENTITY_PREFIX ? { identityPrefix: env.TOKEN_SERVER_IDENTITY_PREFIX } : {}),
   };
 }
 
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
-    const server = await startTokenServer(optionsFromEnv(process.env));
+    const options = optionsFromEnv(process.env);
+    await checkServerCredentials(process.env, []);
+    const server = await startTokenServer(options);
     rootLogger.info({ url: server.url }, 'test client: open this page');
     const stop = (): void => void server.close().then(() => process.exit(0));
     process.once('SIGINT', stop);

@@ -14,17 +14,18 @@
  * - `publisherQueuedFrames`: frames waiting in the room publisher's queue.
  * - `modelMsPerFrame`: mean model time per rendered frame since the last log line (the worker
  *   round trip, queueing in the worker included); `modelMsPerFrameMax` the worst render.
- * - `avOffsetMs`: the publisher's A/V offset (ms the last frame's audio starts after its video).
+ * - `avOffsetMs`: the publisher's A/V offset, from what it released to the tracks: ms from the moment
+ *   the last frame's video was handed to the video track to the start of its audio's playout
+ *   (negative: the video went out after its audio started; the live preset aims at -videoDelayMs).
  * - `droppedFrames`: frames the publisher dropped (queue full, or of an interrupted segment).
  * - `idlePreemptedFrames`: idle frames the publisher dropped before they played because speech
  *   arrived (so that speech does not wait behind them); not a loss, and not counted in `droppedFrames`.
- * - `skippedFrames`: frames the output clock missed: wall time since the first frame x fps, less the
- *   audio published (in frames; idle audio taken back by a preemption does not count), beyond one
- *   frame of slack (renders that did not keep up). The reckoning restarts at every interruption,
- *   since a flush discards queued audio.
+ * - `skippedFrames`: frames not published in time: the frame periods in which the publisher's audio
+ *   track ran dry waiting for the next frame (renders or the event loop did not keep up). Idle audio
+ *   taken back by a preemption and the gap after an interruption (a flush) are not skips.
  * - `framesPublished`, `audioSeconds`: totals; `segmentsStarted/Finished/Interrupted`: playback events.
  */
-import { asyncScheduler, BehaviorSubject, defer, interval, map, type Observable, type SchedulerLike } from 'rxjs';
+import { BehaviorSubject, defer, interval, map, type Observable, type SchedulerLike } from 'rxjs';
 import type { AudioBudget } from '../flow/audio-budget.ts';
 import type { Logger } from '../log.ts';
 import type { PublisherEvent, PublisherMetrics } from '../sinks/room-publisher.ts';
@@ -47,10 +48,6 @@ export interface SessionMetrics {
 
 export interface SessionMetricsOptions {
   readonly budget: AudioBudget;
-  /** Output frames per second (default 25). */
-  readonly fps?: number;
-  /** For `now()`; a TestScheduler in tests (default: RxJS's async scheduler). */
-  readonly scheduler?: SchedulerLike;
 }
 
 const EMPTY_METRICS: SessionMetrics = {
@@ -71,20 +68,11 @@ const EMPTY_METRICS: SessionMetrics = {
 
 export class SessionMetricsRecorder {
   private readonly subject = new BehaviorSubject<SessionMetrics>(EMPTY_METRICS);
-  private readonly fps: number;
-  private readonly scheduler: SchedulerLike;
   private renderMs = 0;
   private renderFrames = 0;
   private renderMax = 0;
-  /** Skipped-frame reckoning: since `clockStart` (ms), frames of audio published beyond `clockBase`. */
-  private clockStart: number | null = null;
-  private clockBase = 0;
-  private skippedBefore = 0;
 
-  constructor(private readonly options: SessionMetricsOptions) {
-    this.fps = options.fps ?? 25;
-    this.scheduler = options.scheduler ?? asyncScheduler;
-  }
+  constructor(private readonly options: SessionMetricsOptions) {}
 
   /** A snapshot after every update; the current one at once on subscription. Completes at `complete()`. */
   get changes(): Observable<SessionMetrics> {
@@ -106,15 +94,6 @@ export class SessionMetricsRecorder {
 
   /** The room publisher's progress. */
   publisher(m: PublisherMetrics): void {
-    const now = this.scheduler.now();
-    // audio published, in frames (rounded to a millionth against float sums of frame durations)
-    const published = Math.round(m.seconds * this.fps * 1e6) / 1e6;
-    if (this.clockStart === null && m.frames > 0) {
-      this.clockStart = now;
-      this.clockBase = published;
-    }
-    const expected = this.clockStart === null ? 0 : Math.floor(((now - this.clockStart) * this.fps) / 1000);
-    const behind = this.clockStart === null ? 0 : Math.max(0, Math.floor(expected - (published - this.clockBase) - 1));
     this.update({
       publisherQueuedFrames: m.queued,
       avOffsetMs: m.avOffsetMs,
@@ -122,7 +101,7 @@ export class SessionMetricsRecorder {
       idlePreemptedFrames: m.preempted,
       framesPublished: m.frames,
       audioSeconds: m.seconds,
-      skippedFrames: this.skippedBefore + behind,
+      skippedFrames: m.skipped,
     });
   }
 
@@ -131,8 +110,6 @@ export class SessionMetricsRecorder {
     const m = this.subject.value;
     if (e.type === 'playback-started') return this.update({ segmentsStarted: m.segmentsStarted + 1 });
     if (!e.interrupted) return this.update({ segmentsFinished: m.segmentsFinished + 1 });
-    this.skippedBefore = m.skippedFrames;
-    this.clockStart = null;
     this.update({ segmentsInterrupted: m.segmentsInterrupted + 1 });
   }
 

@@ -46,8 +46,10 @@
  *   `budget.reset()`, and emits `playback-finished` (interrupted true, position = audio actually played)
  *   for every active segment, even one none of whose frames arrived yet: an agent waits for it.
  *   Frames of those segments that arrive later are dropped.
- * - `progress` events carry the metrics: frames published, seconds of audio, queue depth, dropped
- *   and preempted frames, and the A/V offset (ms the frame's audio starts playing after its video was captured).
+ * - `progress` events carry the metrics: frames published, seconds of audio, queue depth, dropped,
+ *   preempted and skipped frames, and the A/V offset, measured from what was released to the tracks
+ *   (`releaseVideo`: where the audio playout stood when the frame's video was actually captured) and
+ *   frames skipped from the gaps in the audio actually fed (`feedAudio`).
  * - Completes when the input has completed and the audio has played out. Unsubscribing unpublishes the
  *   tracks and closes the sources.
  */
@@ -86,8 +88,18 @@ export interface PublisherMetrics {
   readonly dropped: number;
   /** Idle frames dropped before they played, because speech arrived (not a loss). */
   readonly preempted: number;
-  /** Milliseconds between the last video frame's capture and the start of its audio's playout (negative: video after audio). */
+  /**
+   * Milliseconds from the moment the last video frame was actually handed to the video track to the
+   * moment its audio starts playing on the audio track (by the AudioSource's playout then): negative
+   * when the video went out after its audio started. It moves when the two drift (late captures, stalls).
+   */
   readonly avOffsetMs: number;
+  /**
+   * Frames not published in time: frame periods in which the audio track ran dry (all audio handed to
+   * it had played) because the next frame was late (rendering or the event loop did not keep up). Not
+   * counted after a flush, nor at the start (nothing was due).
+   */
+  readonly skipped: number;
 }
 
 export type PublisherEvent =
@@ -168,6 +180,10 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
       let dropped = 0;
       let preempted = 0;
       let avOffsetMs = 0;
+      let skipped = 0;
+      /** performance.now() ms when the audio handed to the AudioSource so far has played out; null before any, and after a flush. */
+      let dryAt: number | null = null;
+      const frameMs = 1000 / fps;
       /** Audio clock where the last speech audio accepted ends: the AudioSource holds only idle audio once it has played. */
       let speechUntil = 0;
       /** The last av frame taken in was idle: the next speech frame preempts the idle ones. */
@@ -193,8 +209,14 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         delayed.clear();
       };
 
-      const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, preempted, avOffsetMs });
-      const played = (): number => clock - (out?.audio.queuedDuration ?? 0) / 1000;
+      const metrics = (): PublisherEvent => ({ type: 'progress', frames, seconds: clock, queued: queue.length, dropped, preempted, avOffsetMs, skipped });
+      /**
+       * Seconds of the frame being accepted that were handed to `captureFrame` and are not in `clock` yet:
+       * the AudioSource counts a frame as queued from the call on, before it is accepted.
+       */
+      let accepting = 0;
+      /** The audio playout's position on the audio clock, seconds. */
+      const played = (): number => clock + accepting - (out?.audio.queuedDuration ?? 0) / 1000;
       const onlyIdleQueued = (): boolean => played() >= speechUntil - EPSILON;
 
       /**
@@ -206,6 +228,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         if (queuedSeconds <= 0) return 0;
         const now = clock - queuedSeconds;
         o.audio.clearQueue();
+        dryAt = performance.now();
         clock = now;
         for (const [t, start] of delayed) {
           if (start < now - EPSILON) continue;
@@ -255,6 +278,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
           out.resampler = null;
         }
         budget.reset();
+        dryAt = null;
         subscriber.next(metrics());
       };
 
@@ -293,6 +317,25 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         return o.resampler.push(frame);
       };
 
+      /**
+       * Hands a frame's video to the track (timestamp: `start`, where its audio starts on the audio
+       * clock) and takes the A/V offset from that moment: how far the audio playout is from `start`.
+       */
+      const releaseVideo = (o: Output, video: RtcVideoFrame, start: number): void => {
+        o.video.captureFrame(video, BigInt(Math.round(start * 1e6)));
+        avOffsetMs = (start - played()) * 1000;
+      };
+
+      /**
+       * Audio of `ms` is handed to the AudioSource now: it plays once what was handed before has played
+       * (back to back, in real time). Whole frame periods the track was dry before it count as skipped.
+       */
+      const feedAudio = (ms: number): void => {
+        const now = performance.now();
+        if (dryAt !== null && now - dryAt >= frameMs) skipped += Math.floor((now - dryAt) / frameMs);
+        dryAt = Math.max(dryAt ?? now, now) + ms;
+      };
+
       const publishFrame = async (f: AvFrame): Promise<void> => {
         opening ??= open(f);
         const o = (out = await opening);
@@ -308,6 +351,8 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         try {
           let captured = 0;
           for (const rf of toTrackLayout(o, f.audio)) {
+            accepting += rf.samplesPerChannel / rf.sampleRate;
+            feedAudio((1000 * rf.samplesPerChannel) / rf.sampleRate);
             await o.audio.captureFrame(rf);
             if (gen !== generation || stopped) {
               o.audio.clearQueue();
@@ -317,6 +362,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
             if (preemptions !== preemptionsBefore && onlyIdleQueued()) {
               // preempted while it waited: its audio goes with the idle audio before it
               clock += captured;
+              accepting = 0;
               budget.release(reservedSeconds);
               preempted += Math.max(1, takeBackIdle(o));
               return;
@@ -324,6 +370,7 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
           }
         } finally {
           idleInFlight = false;
+          accepting = 0;
         }
         const start = clock;
         clock += seconds;
@@ -331,14 +378,12 @@ export function publishToRoom(options: RoomPublisherOptions): (input: Observable
         budget.release(reservedSeconds);
         const lead = Math.max(0, o.audio.queuedDuration - seconds * 1000);
         const delay = videoDelayMs === null ? 0 : lead + videoDelayMs;
-        avOffsetMs = lead - delay;
         const video = new RtcVideoFrame(f.video.data, f.video.width, f.video.height, VideoBufferType.RGBA);
-        const timestamp = BigInt(Math.round(start * 1e6));
-        if (delay <= 0) o.video.captureFrame(video, timestamp);
+        if (delay <= 0) releaseVideo(o, video, start);
         else {
           const timer = setTimeout(() => {
             delayed.delete(timer);
-            if (gen === generation && !stopped) o.video.captureFrame(video, timestamp);
+            if (gen === generation && !stopped) releaseVideo(o, video, start);
           }, delay);
           delayed.set(timer, start);
         }

@@ -17,15 +17,22 @@
  * - SYNCTALK_AGENT_LINES: the scripted agent's lines, separated by '|' (default: two demo lines).
  * - SYNCTALK_AGENT_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8081; 0: any free port; the avatar
  *   worker needs a different one).
- * - SYNCTALK_AGENT_MAX_JOBS: rooms served at once (default 8). The worker reports its load as running
- *   jobs / this, not as the machine's CPU use (agents-js's default): a conversation costs this worker
- *   little CPU, and on a busy machine the CPU measure made the server skip the worker (the user's room
- *   then never got an agent; seen on a 2-core machine: "no servers available").
+ * - SYNCTALK_AGENT_MAX_JOBS: rooms served at once (default 8). The worker counts its own live jobs
+ *   (workers/live-sessions.ts) and reports live / this × the server's target load, not the machine's CPU
+ *   use (agents-js's default): a conversation costs this worker little CPU, and on a busy machine the
+ *   CPU measure made the server skip the worker (the user's room then never got an agent; seen on a
+ *   2-core machine: "no servers available"). A job that comes while it is full is rejected.
+ * - SYNCTALK_SERVER_TARGET_LOAD: livekit-server's `agents.target_load` (default 0.7, the server's default).
+ * Before registering, the worker checks the URL, key and secret with one request: a wrong one is one
+ * line naming it, and exit code 2.
  * A job ends when the last user (non-agent participant) leaves. SIGINT/SIGTERM: agents-js drains
  * running jobs first; a second SIGINT exits at once.
  */
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { cli, defineAgent, type JobContext, ServerOptions } from '@livekit/agents';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { defaultAvatarIdentity, dispatchAvatar } from '../agent/avatar-dispatch.ts';
 import { startAvatarConversation } from '../agent/avatar-conversation.ts';
@@ -33,6 +40,8 @@ import { geminiModels, geminiSettingsFromEnv } from '../agent/gemini.ts';
 import { speakLines } from '../agent/scripted-agent.ts';
 import { InputError, isInputError } from '../errors.ts';
 import { rootLogger } from '../log.ts';
+import { checkServerCredentials } from './check-credentials.ts';
+import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
 
 export const DEFAULT_INSTRUCTIONS =
   'You are a friendly assistant that the user sees as a talking face. Answer in one to three short spoken sentences, ' +
@@ -42,6 +51,16 @@ export const DEFAULT_SCRIPTED_LINES = [
   'Hello! I am the synctalk live demo avatar.',
   'No language model is configured, so I can only read these lines. Set your Gemini credentials to talk with me.',
 ];
+
+/** Rooms per agent worker when SYNCTALK_AGENT_MAX_JOBS is unset. */
+export const DEFAULT_AGENT_MAX_JOBS = 8;
+
+/**
+ * Milliseconds a job process may take to start (agents-js's default is 10 s). Starting one loads the
+ * worker module through tsx; on a busy machine (load 10 on 2 cores) that took longer than 10 s, and
+ * the job was lost ("runner initialization timed out").
+ */
+const JOB_PROCESS_START_TIMEOUT_MS = 60_000;
 
 const GREETING = 'Greet the user in one short sentence and ask how you can help.';
 
@@ -54,7 +73,23 @@ export function scriptedLinesFromEnv(env: NodeJS.ProcessEnv): string[] {
   return lines;
 }
 
+/** The main process's count of its live jobs (set before the worker starts). */
+let sessions: LiveSessions | undefined;
+
+/** Takes every room (as agents-js's default does) unless the worker is full. */
+async function requestFunc(req: JobRequest): Promise<void> {
+  if (sessions?.full()) {
+    rootLogger.info({ job: req.id, room: req.room?.name, live: sessions.live }, 'job rejected: the worker is full (SYNCTALK_AGENT_MAX_JOBS)');
+    await req.reject();
+    return;
+  }
+  sessions?.accepted(req.id);
+  await req.accept();
+}
+
 async function entry(ctx: JobContext): Promise<void> {
+  const release = await holdSession(ctx.job.id);
+  ctx.addShutdownCallback(async () => release());
   const gemini = geminiSettingsFromEnv(process.env);
   const lines = scriptedLinesFromEnv(process.env);
   await ctx.connect();
@@ -110,15 +145,23 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const port = Number(process.env.SYNCTALK_AGENT_HTTP_PORT ?? 8081);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError('SYNCTALK_AGENT_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AGENT_HTTP_PORT}`);
     rootLogger.info({ mode: gemini ? `gemini/${gemini.auth.kind}` : 'scripted (no Gemini credentials)' }, 'agent worker');
-    const maxJobs = Number(process.env.SYNCTALK_AGENT_MAX_JOBS ?? 8);
-    if (!Number.isInteger(maxJobs) || maxJobs < 1) throw new InputError('SYNCTALK_AGENT_MAX_JOBS', `not a positive integer: ${process.env.SYNCTALK_AGENT_MAX_JOBS}`);
+    const maxJobs = maxJobsFromEnv(process.env, 'SYNCTALK_AGENT_MAX_JOBS', DEFAULT_AGENT_MAX_JOBS);
+    const targetLoad = targetLoadFromEnv(process.env);
+    await checkServerCredentials(process.env, process.argv);
+    const sessionSocket = join(tmpdir(), `synctalk-agent-sessions-${process.pid}.sock`);
+    const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log: rootLogger.child({ element: 'agent-worker' }) });
+    sessions = live;
+    process.on('exit', () => rmSync(sessionSocket, { force: true }));
+    process.env[SESSION_SOCKET_ENV] = sessionSocket;
     cli.runApp(
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),
+        requestFunc,
         host: '127.0.0.1',
         port,
-        loadFunc: async (server) => server.activeJobs.length / maxJobs,
-        loadThreshold: 1,
+        loadFunc: async () => live.load(),
+        loadThreshold: targetLoad,
+        initializeProcessTimeout: JOB_PROCESS_START_TIMEOUT_MS,
       }),
     );
   } catch (e) {

@@ -157,7 +157,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
     throw e;
   }
   const budget = new AudioBudget(spec.budgetSeconds);
-  const metrics = new SessionMetricsRecorder({ budget, fps: spec.fps });
+  const metrics = new SessionMetricsRecorder({ budget });
   recorder = metrics;
 
   let resolveEnded: (end: AvatarSessionEnd) => void = () => undefined;

@@ -27,10 +27,11 @@
  *   spec's model (every `infer` operator's `model`).
  * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082; 0: any free port).
  * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm, at least 1 (default: agents-js's, 0 in dev, up to 4 in start).
- * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker takes at most. The load it reports to LiveKit is then
- *   running jobs / this number, and it is full at this number. Default: agents-js's load, the machine's
- *   CPU use. The server dispatches nothing to a worker that reports a load of 1, so on a machine whose
- *   CPU is busy with other work (or whose avatar runs on a GPU) set this.
+ * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker serves at once (default 4). The worker counts its own
+ *   live sessions (workers/live-sessions.ts) and reports live / this × the server's target load, so the
+ *   server keeps dispatching to it until exactly this many are live; a dispatch that comes while it is
+ *   full is rejected (the server tries another worker). The machine's CPU use plays no part.
+ * - SYNCTALK_SERVER_TARGET_LOAD: livekit-server's `agents.target_load` (default 0.7, the server's default).
  * - SYNCTALK_AVATAR_MAX_BATCH: frames per model run at most, from all rooms together (default 16; 1: no
  *   batching). Applies to graphs that can batch: the demo face and SyncTalk bundles (format 2).
  * - SYNCTALK_MODEL_SOCKET: set by the worker for its job processes (the model server's socket); a job
@@ -42,7 +43,7 @@ import { readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { type AgentServer, AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
+import { AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
 import { AVATAR_AGENT_NAME, parseAvatarDispatchMetadata } from '../agent/avatar-dispatch.ts';
 import { InputError, isInputError, PipelineSpecError } from '../errors.ts';
@@ -52,6 +53,8 @@ import { ModelCache, type ModelSource, processModels } from '../models/model-cac
 import { privateSocketPath, serveModels } from '../models/model-server.ts';
 import { RemoteModels } from '../models/remote-models.ts';
 import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
+import { checkServerCredentials } from './check-credentials.ts';
+import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
 
 const log = rootLogger.child({ element: 'avatar-worker' });
 
@@ -66,8 +69,16 @@ const modelsOfThisProcess = (): ModelSource => {
   return jobModels;
 };
 
-/** Accepts a dispatch as the avatar it names, speaking for the agent it names. */
+/** The main process's count of its live sessions (set before the worker starts). */
+let sessions: LiveSessions | undefined;
+
+/** Accepts a dispatch as the avatar it names, speaking for the agent it names, unless the worker is full. */
 async function requestFunc(req: JobRequest): Promise<void> {
+  if (sessions?.full()) {
+    log.info({ job: req.id, room: req.room?.name, live: sessions.live }, 'job rejected: the worker is full (SYNCTALK_AVATAR_MAX_JOBS)');
+    await req.reject();
+    return;
+  }
   let meta;
   try {
     meta = parseAvatarDispatchMetadata(req.job.metadata);
@@ -76,10 +87,14 @@ async function requestFunc(req: JobRequest): Promise<void> {
     await req.reject();
     return;
   }
+  // counted from now: req.accept() resolves only once the job process has started
+  sessions?.accepted(req.id);
   await req.accept('avatar', meta.avatarIdentity, '', { [ATTRIBUTE_PUBLISH_ON_BEHALF]: meta.agentIdentity });
 }
 
 async function entry(ctx: JobContext): Promise<void> {
+  const release = await holdSession(ctx.job.id);
+  ctx.addShutdownCallback(async () => release());
   const meta = parseAvatarDispatchMetadata(ctx.job.metadata);
   await ctx.connect(undefined, AutoSubscribe.SUBSCRIBE_NONE, {
     iceTransportType: IceTransportType.TRANSPORT_ALL,
@@ -99,6 +114,7 @@ async function entry(ctx: JobContext): Promise<void> {
     await session.close();
   });
   const end = await session.ended;
+  release();
   ctx.shutdown(`avatar session ended: ${end.reason}`);
 }
 
@@ -128,20 +144,48 @@ function positiveCount(name: string, min: number): number | undefined {
   return n;
 }
 
+/** Sessions per avatar worker when SYNCTALK_AVATAR_MAX_JOBS is unset. */
+export const DEFAULT_AVATAR_MAX_JOBS = 4;
+
+/**
+ * Milliseconds a job process may take to start (agents-js's default is 10 s). Starting one loads the
+ * worker module through tsx; on a busy machine (load 10 on 2 cores) that took longer than 10 s, and
+ * the job was lost ("runner initialization timed out").
+ */
+const JOB_PROCESS_START_TIMEOUT_MS = 60_000;
+
 if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.argv[1]).href) {
   try {
     const port = Number(process.env.SYNCTALK_AVATAR_HTTP_PORT ?? 8082);
     if (!Number.isInteger(port) || port < 0 || port > 65535) throw new InputError('SYNCTALK_AVATAR_HTTP_PORT', `not a port number: ${process.env.SYNCTALK_AVATAR_HTTP_PORT}`);
-    const maxJobs = positiveCount('SYNCTALK_AVATAR_MAX_JOBS', 1);
-    const capacity = maxJobs === undefined ? {} : { loadFunc: async (server: AgentServer) => Math.min(1, server.activeJobs.length / maxJobs), loadThreshold: 1 };
+    const maxJobs = maxJobsFromEnv(process.env, 'SYNCTALK_AVATAR_MAX_JOBS', DEFAULT_AVATAR_MAX_JOBS);
+    const targetLoad = targetLoadFromEnv(process.env);
     const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);
     const maxBatch = positiveCount('SYNCTALK_AVATAR_MAX_BATCH', 1);
+    await checkServerCredentials(process.env, process.argv);
+    const sessionSocket = join(tmpdir(), `synctalk-sessions-${process.pid}.sock`);
+    const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log });
+    sessions = live;
+    process.on('exit', () => rmSync(sessionSocket, { force: true }));
+    process.env[SESSION_SOCKET_ENV] = sessionSocket;
     const socket = privateSocketPath();
     await serveModels({ path: socket, models: new ModelCache(maxBatch === undefined ? {} : { maxBatch }), log });
     process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
-    log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET }, 'avatar worker');
-    cli.runApp(new ServerOptions({ agent: fileURLToPath(import.meta.url), agentName: AVATAR_AGENT_NAME, requestFunc, host: '127.0.0.1', port, ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}), ...capacity }));
+    log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET, maxJobs, targetLoad }, 'avatar worker');
+    cli.runApp(
+      new ServerOptions({
+        agent: fileURLToPath(import.meta.url),
+        agentName: AVATAR_AGENT_NAME,
+        requestFunc,
+        host: '127.0.0.1',
+        port,
+        ...(numIdleProcesses !== undefined ? { numIdleProcesses } : {}),
+        loadFunc: async () => live.load(),
+        loadThreshold: targetLoad,
+        initializeProcessTimeout: JOB_PROCESS_START_TIMEOUT_MS,
+      }),
+    );
   } catch (e) {
     if (!isInputError(e)) throw e;
     process.stderr.write(`avatar-worker: ${e.message}\n`);

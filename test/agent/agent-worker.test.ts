@@ -28,6 +28,8 @@ describe('agent worker process (scripted mode)', () => {
       LIVEKIT_API_SECRET: server.apiSecret,
       SYNCTALK_AGENT_LINES: 'First line.|Second line.',
       SYNCTALK_AGENT_HTTP_PORT: '0',
+      // the test reads the worker's info lines ('scripted agent: done')
+      SYNCTALK_LOG_LEVEL: 'info',
     };
     for (const name of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_API_KEY']) delete env[name];
     worker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/agent-worker.ts', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
@@ -63,7 +65,9 @@ describe('agent worker process (scripted mode)', () => {
         { sample_rate: '22050', num_channels: '1' },
         { sample_rate: '22050', num_channels: '1' },
       ]);
-      await waitFor('the scripted agent to finish', () => (output.includes('scripted agent: done') ? true : undefined), 10_000);
+      await waitFor('the scripted agent to finish', () => (output.includes('scripted agent: done') ? true : undefined), 10_000).catch((e: Error) => {
+        throw new Error(`${e.message}\n${output.slice(-4000)}`);
+      });
       await avatar.stop();
 
       await user.disconnect();

@@ -32,7 +32,7 @@ const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'browser-avatar';
 const AGENT = 'agent';
 const AVATAR = 'agent-avatar';
-const VIEWER = 'viewer';
+const VIEWER = 'user-viewer';
 const LINE = 'Hello! I am the synctalk live avatar, talking to you in a browser.';
 /** Idle frames have a closed mouth (opening ~0). */
 const IDLE_OPENING = 0.05;

@@ -178,7 +178,7 @@ describe('avatar session: interruption and sharing', () => {
       const bytes = new Uint8Array(pcm.buffer);
       for (let at = 0; at < bytes.length; at += 4096) await writer.write(bytes.slice(at, at + 4096));
       await writer.close();
-      await waitUntil(`playback_finished of ${rate} Hz x${channels}`, () => (finished().length > i ? true : undefined), 15_000);
+      await waitUntil(`playback_finished of ${rate} Hz x${channels}`, () => finished().length > i, 15_000);
     }
     seen.stop();
     expect(finished()).toEqual(segments.map(([seconds]) => ({ playback_position: expect.closeTo(seconds, 3), interrupted: false, synchronized_transcript: null })));

@@ -16,11 +16,14 @@ import { participantToken } from '../../src/livekit/tokens.ts';
 import { joinLocal, recordViewer, SPEECH_OPENING, waitUntil } from '../../bench/livekit.ts';
 import { requireServer } from '../livekit/helpers.ts';
 
-/** Per describe block: a server, and the avatar worker process (`dev`) registered with it. */
-function avatarWorkerFixture() {
-  const f = { server: undefined as unknown as DevServer, output: '', rooms: [] as Room[], processes: [] as ChildProcess[] };
-  beforeAll(async () => {
-    f.server = await requireServer();
+/**
+ * Per describe block: a server, and `workers` avatar worker processes (`dev`, SYNCTALK_AVATAR_MAX_JOBS
+ * `maxJobs`) registered with it. `output` is all of them together, `outputs[i]` worker i's.
+ */
+function avatarWorkerFixture(workers = 1, maxJobs = 4) {
+  const f = { server: undefined as unknown as DevServer, output: '', outputs: [] as string[], rooms: [] as Room[], processes: [] as ChildProcess[] };
+  const startWorker = async (i: number): Promise<void> => {
+    f.outputs[i] = '';
     const worker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/avatar-worker.ts', 'dev', '--log-level', 'info'], {
       env: {
         ...process.env,
@@ -29,19 +32,23 @@ function avatarWorkerFixture() {
         LIVEKIT_API_SECRET: f.server.apiSecret,
         SYNCTALK_AVATAR_HTTP_PORT: '0',
         SYNCTALK_LOG_LEVEL: 'info',
-        // Load by jobs, not by the CPU use of this shared machine (at load 1 the server dispatches nothing).
-        SYNCTALK_AVATAR_MAX_JOBS: '4',
+        SYNCTALK_AVATAR_MAX_JOBS: String(maxJobs),
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     f.processes.push(worker);
     const keep = (d: Buffer): void => {
       f.output = (f.output + d.toString('utf8')).slice(-200_000);
+      f.outputs[i] = (f.outputs[i] + d.toString('utf8')).slice(-200_000);
     };
     worker.stdout?.on('data', keep);
     worker.stderr?.on('data', keep);
-    await waitUntil('the worker to register', () => f.output.includes('registered worker'), 60_000);
-  }, 90_000);
+    await waitUntil(`worker ${i} to register`, () => f.outputs[i].includes('registered worker'), 60_000);
+  };
+  beforeAll(async () => {
+    f.server = await requireServer();
+    for (let i = 0; i < workers; i++) await startWorker(i);
+  }, 90_000 * workers);
 
   afterAll(async () => {
     await Promise.all(f.rooms.map((r) => r.disconnect()));
@@ -95,6 +102,26 @@ describe('avatar worker (agents-js) on a real LiveKit server', () => {
     await dispatched('dispatched-2');
   }, 120_000);
 
+  it('6 sessions one after another with SYNCTALK_AVATAR_MAX_JOBS=4 all get an avatar (the worker counts live sessions, not past jobs)', async () => {
+    for (let i = 1; i <= 6; i++) {
+      const room = `sequential-${i}`;
+      const agent = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'agent', kind: 'agent' }));
+      const viewer = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'viewer' }));
+      f.rooms.push(agent, viewer);
+      const ended = f.output.split('session ended: agent left').length - 1;
+      await dispatchAvatar({ url: f.server.url, credentials: f.server, room, metadata: { agentIdentity: 'agent', avatarIdentity: 'agent-avatar' } });
+      const seen = recordViewer(viewer, 'agent-avatar');
+      await waitUntil(`idle frames from the avatar of session ${i}`, () => seen.video.length >= 5, 60_000).catch((e: Error) => {
+        throw new Error(`${e.message}\navatar worker:\n${f.output.slice(-5000)}`);
+      });
+      seen.stop();
+      await agent.disconnect();
+      await viewer.disconnect();
+      await waitUntil(`session ${i} to end`, () => f.output.split('session ended: agent left').length - 1 > ended, 20_000);
+    }
+    await waitUntil('the last lease released', () => /session ended \(released\): 0 of 4 live/.test(f.output), 10_000);
+  }, 240_000);
+
   it('two rooms at once render through the worker\'s model server: one load, its batching metrics count both rooms\' frames', async () => {
     expect(f.output).toContain('model server listening');
     const loadsBefore = f.output.split('model loaded (provider').length - 1;
@@ -141,6 +168,8 @@ describe('the two-worker system on a real LiveKit server', () => {
       LIVEKIT_API_SECRET: f.server.apiSecret,
       SYNCTALK_AGENT_LINES: 'Hello, this is the agent speaking through its avatar.',
       SYNCTALK_AGENT_HTTP_PORT: '0',
+      // the test reads the worker's info lines ('scripted agent: done')
+      SYNCTALK_LOG_LEVEL: 'info',
     };
     for (const name of ['GOOGLE_APPLICATION_CREDENTIALS', 'GOOGLE_API_KEY']) delete env[name];
     const agentWorker = spawn(process.execPath, ['--import', 'tsx', 'src/workers/agent-worker.ts', 'start'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -162,7 +191,9 @@ describe('the two-worker system on a real LiveKit server', () => {
     const avatar = onBehalf()!;
     expect(avatar.identity).toBe(`${avatar.attributes[ATTRIBUTE_PUBLISH_ON_BEHALF]}-avatar`);
     const seen = recordViewer(user, avatar.identity);
-    await waitUntil('the scripted agent to finish', () => agentOutput.includes('scripted agent: done'), 60_000);
+    await waitUntil('the scripted agent to finish', () => agentOutput.includes('scripted agent: done'), 60_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nagent worker:\n${agentOutput.slice(-6000)}\navatar worker:\n${f.output.slice(-6000)}`);
+    });
     seen.stop();
     const speech = seen.video.filter((v) => v.opening > SPEECH_OPENING);
     expect(speech.length).toBeGreaterThan(25);
@@ -170,4 +201,31 @@ describe('the two-worker system on a real LiveKit server', () => {
     await user.disconnect();
     await waitUntil('the avatar session to end with the agent', () => f.output.includes('session ended: agent left'), 30_000);
   }, 180_000);
+});
+
+describe('two avatar workers on one server (scale-out by LiveKit dispatch)', () => {
+  const f = avatarWorkerFixture(2, 2);
+
+  it('4 rooms at once, 2 sessions each: both workers serve, every room gets its avatar', async () => {
+    const viewers: Array<ReturnType<typeof recordViewer>> = [];
+    const agents: Room[] = [];
+    for (let i = 1; i <= 4; i++) {
+      const room = `shared-${i}`;
+      const agent = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'agent', kind: 'agent' }));
+      const viewer = await joinLocal(f.server.url, await participantToken(f.server, { room, identity: 'viewer' }));
+      f.rooms.push(agent, viewer);
+      agents.push(agent);
+      await dispatchAvatar({ url: f.server.url, credentials: f.server, room, metadata: { agentIdentity: 'agent', avatarIdentity: 'agent-avatar' } });
+      viewers.push(recordViewer(viewer, 'agent-avatar'));
+    }
+    await waitUntil('idle frames in all 4 rooms', () => viewers.every((v) => v.video.length >= 5), 120_000).catch((e: Error) => {
+      throw new Error(`${e.message}\nworker 0:\n${f.outputs[0].slice(-3000)}\nworker 1:\n${f.outputs[1].slice(-3000)}`);
+    });
+    const served = f.outputs.map((o) => o.split('"msg":"connected to room').length - 1);
+    process.stdout.write(`two workers: sessions per worker ${served.join(' + ')}\n`);
+    expect(served).toEqual([2, 2]);
+    viewers.forEach((v) => v.stop());
+    await Promise.all(agents.map((a) => a.disconnect()));
+    await waitUntil('all 4 sessions to end', () => f.output.split('session ended: agent left').length - 1 >= 4, 30_000);
+  }, 240_000);
 });

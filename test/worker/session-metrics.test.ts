@@ -1,6 +1,6 @@
 /**
- * SessionMetricsRecorder and logSessionMetrics on virtual time: model time per frame, skipped frames
- * reckoned from the frame clock (restarted by an interruption), and the periodic log line.
+ * SessionMetricsRecorder and logSessionMetrics: model time per frame, the publisher's figures (skipped
+ * frames, A/V offset) passed on, segment counts, and the periodic log line on virtual time.
  */
 import { pino } from 'pino';
 import { map, take } from 'rxjs';
@@ -10,7 +10,7 @@ import { logSessionMetrics, SessionMetricsRecorder } from '../../src/metrics/ses
 import type { PublisherMetrics } from '../../src/sinks/room-publisher.ts';
 import { testScheduler } from '../helpers/marbles.ts';
 
-const progress = (frames: number, extra: Partial<PublisherMetrics> = {}): PublisherMetrics => ({ frames, seconds: frames * 0.04, queued: 1, dropped: 0, preempted: 0, avOffsetMs: -40, ...extra });
+const progress = (frames: number, extra: Partial<PublisherMetrics> = {}): PublisherMetrics => ({ frames, seconds: frames * 0.04, queued: 1, dropped: 0, preempted: 0, avOffsetMs: -40, skipped: 0, ...extra });
 
 describe('SessionMetricsRecorder', () => {
   it('averages the model time per frame over renders that gave frames', () => {
@@ -25,43 +25,24 @@ describe('SessionMetricsRecorder', () => {
     expect(rec.snapshot().modelMsPerFrame).toBe(2);
   });
 
-  it('counts frames the 25 fps clock missed, beyond one frame of slack, and restarts the reckoning at an interruption', () => {
-    const ts = testScheduler();
-    const budget = new AudioBudget(2);
-    const rec = new SessionMetricsRecorder({ budget, fps: 25, scheduler: ts });
-    const seen: number[] = [];
-    rec.changes.subscribe((m) => seen.push(m.skippedFrames));
-    ts.run(() => {
-      ts.schedule(() => rec.publisher(progress(1)), 0);
-      ts.schedule(() => rec.publisher(progress(11)), 400);
-      ts.schedule(() => rec.publisher(progress(13)), 800);
-      ts.schedule(() => rec.playback({ type: 'playback-finished', segment: 0, position: 0.5, interrupted: true }), 900);
-      ts.schedule(() => rec.publisher(progress(14)), 1000);
-      ts.schedule(() => rec.publisher(progress(19)), 1200);
-    });
-    expect(seen).toEqual([0, 0, 0, 7, 7, 7, 7]);
-    const m = rec.snapshot();
-    expect(m).toMatchObject({ framesPublished: 19, segmentsInterrupted: 1, publisherQueuedFrames: 1, avOffsetMs: -40, audioSeconds: 19 * 0.04 });
-  });
-
-  it('counts preempted idle frames apart, and reckons skipped frames from the audio published (idle audio taken back does not count)', () => {
-    const ts = testScheduler();
-    const rec = new SessionMetricsRecorder({ budget: new AudioBudget(2), fps: 25, scheduler: ts });
-    const seen: Array<[number, number, number]> = [];
-    rec.changes.subscribe((m) => seen.push([m.skippedFrames, m.idlePreemptedFrames, m.droppedFrames]));
-    ts.run(() => {
-      ts.schedule(() => rec.publisher(progress(1)), 0);
-      // 14 frames taken in, 3 of them idle frames whose audio was taken back when speech came
-      ts.schedule(() => rec.publisher(progress(14, { seconds: 11 * 0.04, preempted: 3 })), 400);
-      // 20 frames' time has passed and 19 frames of audio were published: one frame skipped beyond the slack
-      ts.schedule(() => rec.publisher(progress(22, { seconds: 19 * 0.04, preempted: 3 })), 800);
-    });
-    expect(seen).toEqual([
-      [0, 0, 0],
-      [0, 0, 0],
-      [0, 3, 0],
-      [1, 3, 0],
+  it('takes skipped frames, preempted and dropped frames and the A/V offset from the publisher; counts segments', () => {
+    const rec = new SessionMetricsRecorder({ budget: new AudioBudget(2) });
+    const seen: Array<[number, number, number, number]> = [];
+    rec.changes.subscribe((m) => seen.push([m.skippedFrames, m.idlePreemptedFrames, m.droppedFrames, m.avOffsetMs]));
+    rec.publisher(progress(1));
+    rec.publisher(progress(14, { preempted: 3, avOffsetMs: -22 }));
+    rec.publisher(progress(22, { preempted: 3, skipped: 2, dropped: 1, avOffsetMs: -95 }));
+    rec.playback({ type: 'playback-started', segment: 0 });
+    rec.playback({ type: 'playback-finished', segment: 0, position: 0.5, interrupted: true });
+    rec.playback({ type: 'playback-started', segment: 1 });
+    rec.playback({ type: 'playback-finished', segment: 1, position: 1, interrupted: false });
+    expect(seen.slice(0, 4)).toEqual([
+      [0, 0, 0, 0],
+      [0, 0, 0, -40],
+      [0, 3, 0, -22],
+      [2, 3, 1, -95],
     ]);
+    expect(rec.snapshot()).toMatchObject({ framesPublished: 22, segmentsStarted: 2, segmentsFinished: 1, segmentsInterrupted: 1, publisherQueuedFrames: 1, audioSeconds: 22 * 0.04 });
   });
 });
 
