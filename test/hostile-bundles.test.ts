@@ -68,7 +68,7 @@ const rows = (width: number, height: number): Buffer => {
   for (let y = 0; y < height; y++) raw[y * (width * 4 + 1)] = 0;
   return raw;
 };
-const png = (width: number, height: number, zlib = deflateSync(rows(width, height))): Buffer =>
+const png = (width: number, height: number, zlib: Buffer = deflateSync(rows(width, height))): Buffer =>
   Buffer.concat([SIGNATURE, pngChunk('IHDR', ihdr(width, height)), pngChunk('IDAT', zlib), pngChunk('IEND', Buffer.alloc(0))]);
 
 /** A zlib stream of `mib` MiB of zeros, built in 1 MiB pieces (a zip bomb: about 1 KiB per MiB). */
