@@ -150,6 +150,9 @@ describe('/metrics on the health ports', () => {
       expect([...idle2.keys()], gauge).toContain(`${gauge}{room="${room}"}`);
     }
 
+    // the session's A/V offset reaches viewers as the avatar's attribute (the job token allows it)
+    await waitUntil("the avatar's A/V offset attribute at the viewer", () => viewer.remoteParticipants.get('agent-avatar')?.attributes['synctalk.av_offset_ms'] !== undefined, 10_000);
+
     const spoken = await speakLines(agent, { avatarIdentity: 'agent-avatar', lines: ['Metrics while I speak.'] });
     expect(spoken[0].playback.interrupted).toBe(false);
     seen.stop();

@@ -23,6 +23,8 @@ export interface ParticipantTokenOptions {
   /** Defaults: may publish, subscribe and publish data. */
   readonly canPublish?: boolean;
   readonly canSubscribe?: boolean;
+  /** May set its own attributes and metadata (default false). */
+  readonly canUpdateOwnMetadata?: boolean;
 }
 
 /** A token to join `room` as `identity`. */
@@ -40,6 +42,7 @@ export async function participantToken(credentials: ApiCredentials, options: Par
     canPublish: options.canPublish ?? true,
     canSubscribe: options.canSubscribe ?? true,
     canPublishData: true,
+    ...(options.canUpdateOwnMetadata ? { canUpdateOwnMetadata: true } : {}),
   });
   return token.toJwt();
 }
@@ -54,13 +57,17 @@ export interface AvatarTokenOptions {
   readonly ttl?: number;
 }
 
-/** The avatar worker's token: kind 'agent', attribute lk.publish_on_behalf = the agent's identity. */
+/**
+ * The avatar worker's token: kind 'agent', attribute lk.publish_on_behalf = the agent's identity, and leave to set
+ * its own attributes (the session publishes its A/V offset as one, as LiveKit's agent job tokens allow).
+ */
 export function avatarToken(credentials: ApiCredentials, options: AvatarTokenOptions): Promise<string> {
   return participantToken(credentials, {
     room: options.room,
     identity: options.identity,
     kind: 'agent',
     attributes: { [ATTRIBUTE_PUBLISH_ON_BEHALF]: options.agentIdentity },
+    canUpdateOwnMetadata: true,
     ...(options.ttl !== undefined ? { ttl: options.ttl } : {}),
   });
 }

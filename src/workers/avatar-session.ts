@@ -21,6 +21,7 @@
  *   lease) when the agent leaves the room, the room disconnects, the pipeline fails, or `close()` is
  *   called. `ended` resolves with why; it never rejects. Playback RPCs still in flight are waited for,
  *   except when the agent left or the room closed (they can only time out then).
+ * - Viewers see the A/V offset as the avatar's attribute synctalk.av_offset_ms (metrics/room-figures.ts).
  * - Logs: "connected to room", "tracks published" (each track), "model loaded (provider X)" (the cache),
  *   "session metrics" every `metricsIntervalMs` (default 5000), "session ended".
  */
@@ -33,6 +34,7 @@ import { AudioBudget } from '../flow/audio-budget.ts';
 import { PlaybackAnswers } from '../livekit/playback-answers.ts';
 import { PlaybackNotifier } from '../livekit/playback-notifier.ts';
 import { rootLogger, type Logger } from '../log.ts';
+import { publishRoomFigures } from '../metrics/room-figures.ts';
 import { logSessionMetrics, SessionMetricsRecorder, type SessionMetrics } from '../metrics/session-metrics.ts';
 import { type ModelSource, processModels } from '../models/model-cache.ts';
 import { registry } from '../pipelines/registry.ts';
@@ -196,6 +198,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
   room.on(RoomEvent.ParticipantDisconnected, onParticipantLeft);
   room.on(RoomEvent.Disconnected, onDisconnected);
   subs.push(logSessionMetrics(metrics, log, options.metricsIntervalMs ?? 5000).subscribe());
+  subs.push(publishRoomFigures(local, metrics.changes, { log }).subscribe());
   subs.push(
     runPipeline(spec, { log, budget }).subscribe({
       error: (error: unknown) => void end({ reason: 'pipeline failed', error }),
