@@ -10,8 +10,10 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 /**
  * The Python side of SyncTalk avatars (python/synctalk_live): its own unit tests, then the exported ONNX graphs
  * run with onnxruntime-node against the PyTorch reference (python/tests/make_reference_cases.py), one frame per run
- * (batch of one). Tolerances: rendered uint8 frames within 2 max and 0.5 mean per channel of the reference's (alpha
- * 255); audio features 1e-4 relative (max-norm).
+ * (batch of one): the six flag sets (head, portrait, torso, au45, portrait + au45, torso + au45) at 64 x 64 and
+ * portrait at 128 x 128, three track frames each, rendered with SyncTalk's marching schedule by both.
+ * Tolerances: rendered uint8 frames within 1 per channel of the reference's (a float32 rounding can cross a
+ * truncation level), alpha 255; audio features 1e-4 relative (max-norm).
  */
 
 const PYTHON = '/usr/bin/python3';
@@ -30,6 +32,8 @@ interface Case {
   readonly inputs: TensorFile[];
   readonly expected: TensorFile;
   readonly reference_ms?: number;
+  /** The reference's n_step per iteration of SyncTalk's loop (render cases). */
+  readonly n_steps?: number[];
 }
 
 let dir: string;
@@ -53,7 +57,7 @@ describe('synctalk python', () => {
     dir = mkdtempSync(join(tmpdir(), 'synctalk-python-'));
     await python(['tests/make_reference_cases.py', dir]);
     cases = (JSON.parse(readFileSync(join(dir, 'cases.json'), 'utf8')) as { cases: Case[] }).cases;
-  }, 300_000);
+  }, 600_000);
 
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -64,7 +68,10 @@ describe('synctalk python', () => {
   }, 300_000);
 
   it('exported graphs match the PyTorch reference', async () => {
-    expect(cases.filter((c) => c.kind === 'render').length).toBeGreaterThanOrEqual(8);
+    const renders = cases.filter((c) => c.kind === 'render');
+    expect(new Set(renders.map((c) => c.bundle)).size).toBe(7);
+    // frames whose surviving rays take more than 16 samples: the samples past 16 are compared too
+    expect(renders.filter((c) => (c.n_steps ?? []).reduce((a, b) => a + b, 0) > 16).length).toBeGreaterThanOrEqual(7);
     const sessions = new Map<string, ort.InferenceSession>();
     for (const c of cases) {
       const path = join(dir, c.bundle, c.graph);
@@ -87,17 +94,23 @@ describe('synctalk python', () => {
         expect(got.length, label).toBe((want.length / 3) * 4);
         let maxDiff = 0;
         let sum = 0;
+        let opaque = true;
         for (let p = 0; p < want.length / 3; p++) {
-          expect(got[p * 4 + 3]).toBe(255);
+          opaque &&= got[p * 4 + 3] === 255;
           for (let ch = 0; ch < 3; ch++) {
             const d = Math.abs(got[p * 4 + ch]! - want[p * 3 + ch]!);
             maxDiff = Math.max(maxDiff, d);
             sum += d;
           }
         }
-        console.log(`${label}: max ${maxDiff}/255 mean ${(sum / want.length).toFixed(5)}/255, onnx ${ms.toFixed(1)} ms, torch reference ${c.reference_ms} ms`);
-        expect(maxDiff, label).toBeLessThanOrEqual(2);
-        expect(sum / want.length, label).toBeLessThanOrEqual(0.5);
+        const steps = c.n_steps ?? [];
+        console.log(
+          `${label}: max ${maxDiff}/255 mean ${(sum / want.length).toFixed(5)}/255, n_step ${steps.join(',')} ` +
+            `(${steps.reduce((a, b) => a + b, 0)} samples), onnx ${ms.toFixed(1)} ms, torch reference ${c.reference_ms} ms`,
+        );
+        expect(opaque, label).toBe(true);
+        expect(maxDiff, label).toBeLessThanOrEqual(1);
+        expect(sum / want.length, label).toBeLessThanOrEqual(0.05);
         expect(Math.max(...want) - Math.min(...want), label).toBeGreaterThan(0.3 * 255);
       } else {
         const got = out[c.expected.name]?.data as Float32Array;

@@ -27,6 +27,8 @@ SEED = 1234
 HEAD_RADII = (0.55, 0.42, 0.55)
 VARIANTS = ('portrait', 'torso', 'au45', 'torso-au45')
 BLUR_SIZE, BLUR_SIGMA = 9, 1.7
+AUDIO_DENSITY_SCALE = 0.2
+DENSITY_LOG = 2.8
 
 
 def _linear(g, out_dim, in_dim):
@@ -75,13 +77,16 @@ def head_state_dict(g, eye_dim):
     _mlp(g, sd, 'color_net', [84, 64, 3])
     _mlp(g, sd, 'unc_net', [36, 32, 1])
     _mlp(g, sd, 'aud_ch_att_net', [36, 64, 32])
-    # Calibrate the density row so that exp(h0) spans thin to opaque (median sigma ~ e^3.5 ~ 33).
+    # The audio code enc_a of the random audio head is ~5 in magnitude (speech through the random AVE): its
+    # columns are scaled down so that audio modulates the density instead of swamping it. Then the density row is
+    # calibrated so that exp(h0) spans thin to opaque (median sigma ~ e^DENSITY_LOG ~ 33).
+    sd['sigma_net.net.0.weight'][:, 36:68] *= AUDIO_DENSITY_SCALE
     x = torch.rand(4096, 36 + 32 + eye_dim, generator=g) * 2 - 1
     hidden = mlp(x, [sd['sigma_net.net.0.weight'], sd['sigma_net.net.1.weight']])
     hidden = torch.relu(hidden)
     row = sd['sigma_net.net.2.weight'][0].abs()
     h0 = hidden @ row
-    sd['sigma_net.net.2.weight'][0] = row * (3.5 / float(h0.median()))
+    sd['sigma_net.net.2.weight'][0] = row * (DENSITY_LOG / float(h0.median()))
     return sd, mean_density
 
 

@@ -1,11 +1,14 @@
 """Write test cases for the exported ONNX graphs: bundles of the test workspaces plus inputs and PyTorch-reference
 outputs as raw little-endian files (run by test/synctalk-python.test.ts with onnxruntime-node).
 
-Usage (cwd python/): /usr/bin/python3 tests/make_reference_cases.py OUT [--size 64] [--frames 6]
+Usage (cwd python/): /usr/bin/python3 tests/make_reference_cases.py OUT [--frames 6]
+Bundles: the six flag sets (head, portrait, torso, au45, portrait + au45, torso + au45) at 64 x 64 and portrait at
+128 x 128, exported with SyncTalk's schedule (the default); render cases: track frames 0, N / 2 and N - 1.
 Writes OUT/cases.json: {cases: [{bundle, graph, kind, inputs: [{name, dtype, shape, file}], expected: {...},
-reference_ms}]}. Inputs are batches of one frame (the graphs' first dimension); a render case expects the
-reference's uint8 RGB frame [H, W, 3] (`Reference.frame`), the graph gives RGBA [1, H, W, 4]. The audio chain is real: a synthetic wav -> synctalk_live.mel -> AVE -> attention -> enc_a,
-and enc_a feeds the render cases.
+reference_ms, n_steps}]}. Inputs are batches of one frame (the graphs' first dimension); a render case expects the
+reference's uint8 RGB frame [H, W, 3] (`Reference.frame`), the graph gives RGBA [1, H, W, 4]; n_steps is the
+reference's n_step per iteration (their sum is the samples a surviving ray took). The audio chain is real: a
+synthetic wav -> synctalk_live.mel -> AVE -> attention -> enc_a, and enc_a feeds the render cases.
 """
 import argparse
 import json
@@ -27,11 +30,14 @@ from synctalk_live.make_test_workspace import make_workspace  # noqa: E402
 from synctalk_live.model import wrapped_anchor  # noqa: E402
 from synctalk_live.reference import Reference  # noqa: E402
 
-VARIANTS = [  # (workspace variant, export mode, au45)
-    ('portrait', 'portrait', False),
-    ('portrait', 'head', False),
-    ('torso', 'torso', False),
-    ('au45', 'portrait', True),
+VARIANTS = [  # (workspace variant, export mode, au45, frame side): the six flag sets at 64 px, portrait at 128 px
+    ('portrait', 'head', False, 64),
+    ('portrait', 'portrait', False, 64),
+    ('torso', 'torso', False, 64),
+    ('au45', 'head', True, 64),
+    ('au45', 'portrait', True, 64),
+    ('torso-au45', 'torso', True, 64),
+    ('portrait', 'portrait', False, 128),
 ]
 
 
@@ -60,7 +66,6 @@ class Writer:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('out')
-    ap.add_argument('--size', type=int, default=64)
     ap.add_argument('--frames', type=int, default=6)
     a = ap.parse_args()
     out = Path(a.out)
@@ -68,11 +73,12 @@ def main():
     cases = []
     torch.set_num_threads(1)
     workspaces = {}
-    for variant, mode, au45 in VARIANTS:
-        if variant not in workspaces:
-            workspaces[variant] = make_workspace(out / 'ws' / variant, variant, a.size, a.frames)
-        root = workspaces[variant]
-        name = f'{variant}-{mode}'
+    for variant, mode, au45, size in VARIANTS:
+        first_use = (variant, size) not in workspaces
+        if first_use:
+            workspaces[variant, size] = make_workspace(out / 'ws' / f'{variant}-{size}', variant, size, a.frames)
+        root = workspaces[variant, size]
+        name = f'{variant}-{mode}-{size}'
         bundle = out / name
         export_bundle(root / 'data', root / 'workspace', root / 'audio_visual_encoder.pth', bundle, mode, au45,
                       log=lambda m: None)
@@ -88,13 +94,13 @@ def main():
         with torch.no_grad():
             feats = ave(torch.from_numpy(windows))
             per_frame = align_features(feats)
-        if variant == mode or variant == 'au45':
+        if first_use:
             for k in (0, 7):
                 cases.append({'bundle': name, 'graph': 'audio.onnx', 'kind': 'feature',
                               'inputs': [w.tensor('mel', windows[k:k + 1])],
                               'expected': w.tensor('feature', feats[k:k + 1].numpy())})
         ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
-        for i in (0, len(data) - 1):
+        for i in (0, len(data) // 2, len(data) - 1):
             with torch.no_grad():
                 att_in = attention_window(per_frame, i)
                 enc_a = head(att_in)
@@ -117,7 +123,8 @@ def main():
                     inputs += [w.tensor('ori', data.ori_u8(i)[None]), w.tensor('mask', data.mask_u8(i)[None])]
             ms = (time.perf_counter() - t0) * 1000
             cases.append({'bundle': name, 'graph': 'render.onnx', 'kind': 'render', 'inputs': inputs,
-                          'expected': w.tensor('rgba', image), 'reference_ms': round(ms, 1)})
+                          'expected': w.tensor('rgba', image), 'reference_ms': round(ms, 1),
+                          'n_steps': [n for _, n in ref.schedule]})
     (out / 'cases.json').write_text(json.dumps({'cases': cases}, indent=1))
 
 

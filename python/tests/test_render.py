@@ -64,14 +64,13 @@ class RenderTest(unittest.TestCase):
     def tearDownClass(cls):
         cls.tmp.cleanup()
 
-    def check(self, variant, mode, au45=False, beyond16=True):
+    def check(self, variant, mode, au45=False):
         diff, batch_equal, image, schedules = render_both(self.roots[variant], mode, au45)
         self.assertLessEqual(int(diff.max()), 1)  # uint8 truncation: a 1e-6 difference can cross a level
         self.assertTrue(batch_equal)
         self.assertGreater(float(image.std()), 0.05 * 255)
-        # frames whose rays take more than 16 samples (the samples past 16 are in the comparison); the au45
-        # workspace's two frames end at exactly 16
-        self.assertEqual(any(sum(n for _, n in s) > 16 for s in schedules), beyond16, schedules)
+        # frames whose rays take more than 16 samples (the samples past 16 are in the comparison)
+        self.assertTrue(any(sum(n for _, n in s) > 16 for s in schedules), schedules)
 
     def test_head(self):
         self.check('portrait', 'head')
@@ -83,10 +82,10 @@ class RenderTest(unittest.TestCase):
         self.check('torso', 'torso')
 
     def test_au45(self):
-        self.check('au45', 'portrait', au45=True, beyond16=False)
+        self.check('au45', 'portrait', au45=True)
 
     def test_torso_au45(self):
-        self.check('torso-au45', 'torso', au45=True, beyond16=False)
+        self.check('torso-au45', 'torso', au45=True)
 
     def test_audio_modules_load_official_keys(self):
         root = self.roots['portrait']
