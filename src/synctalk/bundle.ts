@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { z } from 'zod';
 import { ascii, ModelError } from '../errors.ts';
 import { type ModelRunner, OnnxModel, type OnnxModelOptions, type TensorFeed, type TensorInfo } from '../models/onnx-model.ts';
-import { decodePng } from './png.ts';
+import { decodePng, decodePngAsync } from './png.ts';
 
 export const BUNDLE_FORMAT = 'synctalk-avatar';
 export const BUNDLE_VERSION = 2;
@@ -226,7 +226,7 @@ export class SyncTalkBundle {
         const bytes = await readFile(path).catch((e: NodeJS.ErrnoException) => {
           throw new ModelError(path, `cannot read (${e.code ?? e.message})`);
         });
-        const image = decodePng(path, bytes, { width: w, height: h, channels });
+        const image = await decodePngAsync(path, bytes, { width: w, height: h, channels });
         if (image.width !== w || image.height !== h || image.channels !== channels) {
           throw new ModelError(path, `is ${image.width}x${image.height}x${image.channels}; the bundle needs ${w}x${h}x${channels}`);
         }

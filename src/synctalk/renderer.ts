@@ -184,6 +184,8 @@ export class SyncTalkRenderer implements FrameRenderer {
   private async frame(encA: Float32Array): Promise<Uint8Array> {
     const { manifest, tracks, render } = this.bundle;
     const t = pingPong(this.shown++, manifest.frames);
+    // The next frame's images decode while this one renders (errors surface when that frame asks for them).
+    if (tracks.anchors === null) this.bundle.images(pingPong(this.shown, manifest.frames)).catch(() => undefined);
     const e = manifest.eye_dim;
     const feeds: Record<string, TensorFeed> = {
       enc_a: { type: 'float32', dims: [1, 32], data: encA.slice() },
