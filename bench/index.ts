@@ -8,7 +8,7 @@ import { dispose } from '@livekit/rtc-node';
 import { frameworkCost } from './framework.ts';
 import { demoModelMsPerFrame, eventLoopLag, sharedModelThroughput } from './inference.ts';
 import { measureLiveAvatar } from './livekit.ts';
-import { syncTalkMsPerFrame, syncTalkReferenceMsPerFrame, syncTalkRoomsThroughput } from './synctalk.ts';
+import { syncTalkMarchingCost, syncTalkMsPerFrame, syncTalkReferenceMsPerFrame, syncTalkRoomsThroughput } from './synctalk.ts';
 
 interface Row {
   readonly figure: string;
@@ -61,6 +61,12 @@ async function main(): Promise<void> {
     add(`reference / renderer time at ${size}x${size}`, `${(ref / st.msPerFrame).toFixed(2)}`, '> 1');
     if (size === 128) add('SyncTalk renderer at 512x512, scaled by pixel count from 128x128', `${((st.msPerFrame * 16) / 1000).toFixed(1)} s`);
   }
+
+  const marching = await syncTalkMarchingCost(128);
+  add('SyncTalk render.onnx at 128x128, head: exact schedule / fixed-16 (--samples 16)', `${marching.headExactMs.toFixed(0)} / ${marching.headFixedMs.toFixed(0)} ms`);
+  add('exact render graph / fixed-16 graph time (128x128, head)', `${(marching.headExactMs / marching.headFixedMs).toFixed(2)}`, '<= 1.15');
+  add('SyncTalk render.onnx at 128x128, portrait: exact schedule / fixed-16', `${marching.portraitExactMs.toFixed(0)} / ${marching.portraitFixedMs.toFixed(0)} ms`);
+  add('exact render graph / fixed-16 graph time (128x128, portrait: + unmasked rays, they count in n_alive)', `${(marching.portraitExactMs / marching.portraitFixedMs).toFixed(2)}`);
 
   const rooms = await syncTalkRoomsThroughput(64, 4);
   add('SyncTalk, 4 rooms sharing one 64x64 bundle: frames/s unbatched (cpu, 1 thread)', `${rooms.unbatchedFps.toFixed(1)} fps`);

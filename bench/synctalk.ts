@@ -116,7 +116,7 @@ from synctalk_live.reference import Reference
 root = Path(sys.argv[1]); torch.set_num_threads(1)
 sd, _ = load_nerf_checkpoint(root / 'workspace' / 'checkpoints' / 'ngp_ep0001.pth', 'portrait')
 data = SyncTalkData(root / 'data'); eyes = data.eyes(False)
-ref = Reference(sd, 'portrait', data.height, data.width, data.intrinsics, 16)
+ref = Reference(sd, 'portrait', data.height, data.width, data.intrinsics)
 times = []
 for i in range(int(sys.argv[2])):
     t = i % len(data); enc_a = torch.randn(1, 32, generator=torch.Generator().manual_seed(i))
@@ -224,5 +224,57 @@ async function renderMs(dir: string, batch: number): Promise<number> {
     return median(times);
   } finally {
     await bundle.close();
+  }
+}
+
+export interface SyncTalkMarchingCost {
+  /** Median ms of one render.onnx run (batch of one, worker round trip included), head mode: SyncTalk's schedule. */
+  readonly headExactMs: number;
+  /** The same with a fixed 16 samples per ray (`--samples 16`). */
+  readonly headFixedMs: number;
+  /** Portrait mode, SyncTalk's schedule (its ray set also holds the unmasked rays: they count in n_alive). */
+  readonly portraitExactMs: number;
+  /** Portrait mode, `--samples 16` (ray set cut to the face masks). */
+  readonly portraitFixedMs: number;
+}
+
+/**
+ * What SyncTalk's exact marching schedule costs against the fixed-16 graph at `size` x `size`: one portrait test
+ * avatar exported four times (head / portrait x schedule / `--samples 16`), render.onnx alone on the CPU with one
+ * intra-op thread, the runs of the four graphs interleaved (`runs` each after one warm-up) so that load on the
+ * machine hits them alike; medians.
+ */
+export async function syncTalkMarchingCost(size: number, runs = 7): Promise<SyncTalkMarchingCost> {
+  const dir = mkdtempSync(join(tmpdir(), `synctalk-bench-marching-${size}-`));
+  const root = join(dir, 'ws');
+  const bundles: SyncTalkBundle[] = [];
+  try {
+    await python(['-m', 'synctalk_live.make_test_workspace', '--out', root, '--variant', 'portrait', '--size', String(size)]);
+    const variants = [['head'], ['head', '--samples', '16'], ['portrait'], ['portrait', '--samples', '16']];
+    for (const [k, [mode, ...flags]] of variants.entries()) {
+      const out = join(dir, `bundle-${k}`);
+      const modeFlags = mode === 'portrait' ? ['--portrait'] : [];
+      await python(['-m', 'synctalk_live.export', '--data', join(root, 'data'), '--workspace', join(root, 'workspace'), '--ave', join(root, 'audio_visual_encoder.pth'), '--out', out, ...modeFlags, ...flags]);
+      bundles.push(await SyncTalkBundle.open(out, onnxGraphLoader({ providers: ['cpu'], intraOpThreads: 1, log: pino({ level: 'warn' }) })));
+    }
+    const times: number[][] = bundles.map(() => []);
+    for (let k = 0; k <= runs; k++) {
+      for (const [b, bundle] of bundles.entries()) {
+        const feeds = {
+          enc_a: { type: 'float32' as const, dims: [1, 32], data: new Float32Array(32) },
+          eye: { type: 'float32' as const, dims: [1, bundle.manifest.eye_dim], data: new Float32Array(bundle.manifest.eye_dim) },
+          pose: { type: 'float32' as const, dims: [1, 4, 4], data: bundle.tracks.poses.slice(0, 16) },
+          ...Object.fromEntries(Object.entries(await bundle.images(0)).map(([n, f]) => [n, { ...f, data: f.data.slice() }])),
+        };
+        const t0 = performance.now();
+        await bundle.render.run(feeds);
+        if (k > 0) times[b]!.push(performance.now() - t0);
+      }
+    }
+    const [headExactMs, headFixedMs, portraitExactMs, portraitFixedMs] = times.map(median) as [number, number, number, number];
+    return { headExactMs, headFixedMs, portraitExactMs, portraitFixedMs };
+  } finally {
+    await Promise.all(bundles.map((b) => b.close()));
+    rmSync(dir, { recursive: true, force: true });
   }
 }
