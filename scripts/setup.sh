@@ -17,6 +17,7 @@ fi
 bash scripts/install-livekit-server.sh
 # Mesa's lavapipe (Vulkan on the CPU) in a private folder, for the WebGPU tests; the system Mesa stays.
 bash scripts/install-lavapipe.sh
+bash scripts/make-python-venv.sh   # PyPI livekit-agents in .venv-agents, for test/livekit/python-agent.test.ts
 
 # onnxruntime-node's install script would fetch CUDA libraries from NuGet: package.json's allowScripts denies it
 # (npm >= 11.16); the variable covers older npm. CPU and WebGPU are bundled.
