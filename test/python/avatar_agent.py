@@ -68,7 +68,7 @@ SEGMENTS = (
 )
 
 
-def emit(event: str, **fields: object) -> None:
+def print_event(event: str, **fields: object) -> None:
     print(json.dumps({"event": event, **fields}), flush=True)
 
 
@@ -110,7 +110,7 @@ class LivekitRecords(logging.Handler):
         if message == "playback finished event received":
             self.answers += 1
         if record.levelno >= logging.WARNING:
-            emit("log", level=record.levelname, logger=record.name, message=message)
+            print_event("log", level=record.levelname, logger=record.name, message=message)
 
 
 def agent_token(room: str, identity: str) -> str:
@@ -135,7 +135,7 @@ async def speak(out: DataStreamAudioOutput, avatar: str, segment: Segment, index
     playing = asyncio.get_running_loop().create_future()
 
     def started(_ev: object) -> None:
-        emit("started", segment=index, at_s=round(time.monotonic() - began, 3))
+        print_event("started", segment=index, at_s=round(time.monotonic() - began, 3))
         if not playing.done():
             playing.set_result(time.monotonic())
 
@@ -162,7 +162,7 @@ async def speak(out: DataStreamAudioOutput, avatar: str, segment: Segment, index
             raise TimeoutError(f"segment {index} ({segment.name}): wait_for_playout did not return within {timeout} s") from e
     finally:
         out.off("playback_started", started)
-    emit(
+    print_event(
         "segment",
         name=segment.name,
         sample_rate=segment.sample_rate,
@@ -197,7 +197,7 @@ async def main() -> int:
     livekit_log.addHandler(records)
     livekit_log.propagate = False
 
-    emit("start", livekit_agents=version("livekit-agents"), room=args.room, agent=args.identity, avatar=args.avatar)
+    print_event("start", livekit_agents=version("livekit-agents"), room=args.room, agent=args.identity, avatar=args.avatar)
     room = rtc.Room()
     await room.connect(url, agent_token(args.room, args.identity), rtc.RoomOptions(rtc_config=rtc.RtcConfiguration(ice_servers=[])))
     try:
@@ -210,7 +210,7 @@ async def main() -> int:
         for index, segment in enumerate(SEGMENTS):
             await speak(out, args.avatar, segment, index, args.timeout)
         await asyncio.sleep(LEAVE_DELAY_S)
-        emit("done", answers=records.answers)
+        print_event("done", answers=records.answers)
         return 0
     finally:
         await room.disconnect()
@@ -221,7 +221,7 @@ async def run() -> int:
     try:
         return await main()
     except Exception as e:
-        emit("error", message=f"{type(e).__name__}: {e}")
+        print_event("error", message=f"{type(e).__name__}: {e}")
         return 1
 
 
