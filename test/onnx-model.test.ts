@@ -1,5 +1,5 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
@@ -7,7 +7,8 @@ import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.ts';
 import { DEMO_FACE_MODEL_PATH } from '../src/models/demo-face.ts';
-import { OnnxModel, type TensorFeed } from '../src/models/onnx-model.ts';
+import type { TensorFeed } from '../src/models/model-runner.ts';
+import { OnnxModel } from '../src/models/onnx-model.ts';
 
 /** A pino logger whose JSON lines are kept in `lines`. */
 function capturingLogger() {
@@ -104,6 +105,15 @@ describe('OnnxModel.run', () => {
     expect(out.frame.dims).toEqual([3, 256, 256, 4]);
     expect(out.frame.data).toBeInstanceOf(Uint8Array);
     expect(out.frame.data.length).toBe(3 * 256 * 256 * 4);
+  });
+
+  it('runs inference on threads at nice 10 while the main thread keeps its priority (Linux: nice is per thread)', () => {
+    const nice = readdirSync('/proc/self/task').map((tid) => {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+    });
+    expect(nice.find((t) => t.tid === process.pid)?.nice).toBe(getPriority());
+    expect(nice.some((t) => t.nice === Math.max(getPriority(), 10) && t.tid !== process.pid)).toBe(true);
   });
 
   it('transfers whole-buffer feeds and copies views into a larger buffer', async () => {

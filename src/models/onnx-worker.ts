@@ -14,14 +14,18 @@
  * nodes really ran (`placement`, from the profile's per-node provider; the profile file is then deleted). ORT places
  * nodes that the provider has no kernel for on the CPU by itself, copying tensors between host and device.
  *
+ * Priority: the thread lowers its own nice value to INFERENCE_NICE before it creates any session, so it and the
+ * intra-op threads ORT starts from it yield the CPU to the main thread, whose event loop paces audio and video
+ * (Linux keeps a nice value per thread). Inference is throughput work; a late frame or audio chunk is a glitch.
+ *
  * The thread must end this way, not by `Worker.terminate()`: terminating it while ORT is inside a native call
  * aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
  */
-import { tmpdir } from 'node:os';
+import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, threadId } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
-import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
+import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './model-runner.ts';
 import { dropProfiles, type Placement, placementFrom } from './ort-placement.ts';
 
 export type WorkerRequest =
@@ -38,6 +42,11 @@ export type WorkerReply =
 
 const port = parentPort;
 if (!port) throw new Error('onnx-worker.ts must run in a worker thread (see OnnxModel.load)');
+
+/** The nice value of inference threads (the main thread keeps its own, normally 0): 10, below the pacing thread. */
+const INFERENCE_NICE = 10;
+// Raising one's own nice value needs no privilege (lowering it would); pid 0 is this thread alone on Linux.
+setPriority(Math.max(getPriority(), INFERENCE_NICE));
 
 interface Held {
   readonly session: ort.InferenceSession;
