@@ -19,7 +19,8 @@ they are compacted (TopK on g_16 * (R - r)) into a static buffer of E extra samp
 min(R, N // n) (n - 1), which bounds (n_step - 1) c_(last step) for every frame. `samples=S`: S samples per ray,
 no schedule (a speed option, not SyncTalk's result).
 
-WebGPU: float32, bool and int32 values only; int64 only as Gather / TopK indices; no Or.
+WebGPU: float32 and bool values only (no bool Concat / Slice / Reshape); int64 only as Gather / TopK indices
+(cast from float just before the Gather, never reshaped or cast back); no Or.
 """
 import torch
 from torch import nn
@@ -66,7 +67,8 @@ class ScheduledMarcher(nn.Module):
         self.compact = max(1, min(rays, pixels // 2))
 
     def lattice_samples(self, o, d, near, far, count):
-        """t [B, R, count] of the first `count` occupied lattice points of each ray and taken [B, R, count]."""
+        """t [B, R, count] of the first `count` occupied lattice points of each ray and their TopK scores
+        [B, R, count] (> 0: the point is a sample)."""
         dt = near[:, :, None] * 0.0 + torch.full((LATTICE - 1,), DT)
         t = RunningSum.apply(torch.cat([near[:, :, None], dt], dim=2))
         p = torch.clamp(o[:, :, None, :] + t[..., None] * d[:, :, None, :], -BOUND, BOUND)
@@ -74,7 +76,7 @@ class ScheduledMarcher(nn.Module):
         cell = v[..., 0] * float(GRID * GRID) + v[..., 1] * float(GRID) + v[..., 2]
         occupied = (self.occ[cell.long()].float() > 0.0) & (t < far[:, :, None])
         top, index = torch.topk(occupied.float() * (LATTICE - self.lattice), count, dim=2)
-        return torch.gather(t, 2, index), top > 0.0
+        return torch.gather(t, 2, index), top
 
     @staticmethod
     def points(o, d, t):
@@ -88,22 +90,23 @@ class ScheduledMarcher(nn.Module):
     @staticmethod
     def composite(alpha, rgb, taken, wsum, image, going):
         """kernel_composite_rays over the samples on axis 2 (in order) from wsum [B, X], image [B, X, 3] and the
-        rays still going [B, X]; returns wsum, image and g [B, X, samples]: still going after each sample."""
+        rays still going [B, X]; taken [B, X, samples] float, > 0 where the sample exists. Returns wsum, image and
+        g: per sample, the rays [B, X] still going after it (a list: WebGPU takes no bool Concat or Slice)."""
         thresh = torch.tensor(T_THRESH, dtype=torch.float32)
         after = []
         for k in range(alpha.shape[2]):
-            going = going & taken[:, :, k]
+            going = going & (taken[:, :, k] > 0.0)
             trans = 1.0 - wsum
             w = alpha[:, :, k] * trans
             wsum = torch.where(going, wsum + w, wsum)
             image = torch.where(going[..., None], image + w[..., None] * rgb[:, :, k], image)
             going = going & (trans >= thresh)
             after.append(going)
-        return wsum, image, torch.stack(after, dim=2)
+        return wsum, image, after
 
     def schedule_end(self, g):
-        """s_end [B, 1] (float) of SyncTalk's loop from g [B, R, 16] (g[:, :, s - 1] = alive at step s)."""
-        counts = g.float().sum(dim=1)
+        """s_end [B, 1] (float) of SyncTalk's loop from g (g[s - 1] [B, R] = alive at step s, s = 1..16)."""
+        counts = torch.cat([alive.float().sum(dim=1, keepdim=True) for alive in g], dim=1)
         steps = torch.arange(1, MAX_STEPS + 1, dtype=torch.float32)
         s = counts[:, :1] * 0.0 + 1.0
         for _ in range(MAX_STEPS - 1):
@@ -115,26 +118,26 @@ class ScheduledMarcher(nn.Module):
 
     def forward(self, o, d, near, far, field):
         r = self.rays
-        ts, taken = self.lattice_samples(o, d, near, far, self.base + (EXTRA if self.extra else 0))
+        ts, score = self.lattice_samples(o, d, near, far, self.base + (EXTRA if self.extra else 0))
         xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :self.base]).reshape(-1, r * self.base, 3)
         sigma, rgb = field(xyz, d[:, :, None, :].repeat(1, 1, self.base, 1).reshape(-1, r * self.base, 3),
                            r * self.base)
         alpha = (1.0 - torch.exp(-sigma * DT)).reshape(-1, r, self.base)
         zero = near * 0.0
-        wsum, image, g = self.composite(alpha, rgb.reshape(-1, r, self.base, 3), taken, zero,
+        wsum, image, g = self.composite(alpha, rgb.reshape(-1, r, self.base, 3), score, zero,
                                         zero[:, :, None].repeat(1, 1, 3), near == near)
         if not self.extra:
             return wsum, image
-        return self.extra_samples(o, d, ts, taken, g, wsum, image, field)
+        return self.extra_samples(o, d, ts, score, g, wsum, image, field)
 
-    def extra_samples(self, o, d, ts, taken, g, wsum, image, field):
+    def extra_samples(self, o, d, ts, score, g, wsum, image, field):
         """Samples 16 .. s_end - 1 of the rays alive after 16 (g_16): the q-th such ray (TopK order = ray order)
         owns slots q X .. q X + X - 1 of the E-slot buffer, X = s_end - 16; composited on from its first 16."""
         r, width = self.rays, MAX_STEPS + EXTRA
         x = torch.clamp(self.schedule_end(g) - MAX_STEPS, 0.0, float(EXTRA))
-        alive16 = g[:, :, MAX_STEPS - 1]
+        alive16 = g[MAX_STEPS - 1]
         top, order = torch.topk(alive16.float() * (self.rays - self.ray_index), self.compact, dim=1)
-        ray = order.float()
+        ray = self.ray_index[order]
         # slot j of the buffer: ray number q = j // X of the list, its sample 16 + j - q X
         step = torch.clamp(x, min=1.0)
         j = torch.arange(self.extra, dtype=torch.float32)
@@ -148,12 +151,12 @@ class ScheduledMarcher(nn.Module):
         # the list's rays composite on: sample i of ray q is slot q X + i (i < X)
         i = torch.arange(EXTRA, dtype=torch.float32)
         first = torch.arange(self.compact, dtype=torch.float32)[:, None] * step[:, :, None]
-        slot = torch.clamp(first + i, max=float(self.extra - 1)).long().reshape(-1, self.compact * EXTRA)
+        slot = torch.clamp(first + i, max=float(self.extra - 1)).reshape(-1, self.compact * EXTRA).long()
         alpha_q = torch.gather(alpha, 1, slot).reshape(-1, self.compact, EXTRA)
         rgb_q = self.gather3(rgb, slot).reshape(-1, self.compact, EXTRA, 3)
-        flat_taken = (ray[:, :, None] * width + (MAX_STEPS + i)).long().reshape(-1, self.compact * EXTRA)
-        taken_q = torch.gather(taken.reshape(-1, r * width), 1, flat_taken).reshape(-1, self.compact, EXTRA)
-        taken_q = taken_q & (i < x[:, :, None])
+        flat_taken = (ray[:, :, None] * width + (MAX_STEPS + i)).reshape(-1, self.compact * EXTRA).long()
+        score_q = torch.gather(score.reshape(-1, r * width), 1, flat_taken).reshape(-1, self.compact, EXTRA)
+        taken_q = score_q * (i < x[:, :, None]).float()
         ws_q, image_q, _ = self.composite(alpha_q, rgb_q, taken_q, torch.gather(wsum, 1, order),
                                           self.gather3(image, order), top > 0.0)
         # back to the rays: a ray's rank among the g_16 rays (frames with X >= 1 have at most `compact` of them)
