@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks';
 import { lastValueFrom } from 'rxjs';
 import { pino } from 'pino';
 import { validatePipeline } from '../src/pipelines/spec.ts';
-import { registry } from '../src/pipelines/registry.ts';
+import { registry } from '../src/registry.ts';
 import { runPipeline } from '../src/pipelines/run.ts';
 import { encodeWav } from '../test/helpers/wav-writer.ts';
 

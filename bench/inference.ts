@@ -15,7 +15,8 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { pino } from 'pino';
 import { BatchedModel } from '../src/models/batched-model.ts';
 import { DEMO_FACE, DEMO_FACE_MODEL_PATH } from '../src/models/demo-face.ts';
-import { OnnxModel, type ModelRunner, type Provider, type TensorFeed } from '../src/models/onnx-model.ts';
+import type { ModelRunner, Provider, TensorFeed } from '../src/models/model-runner.ts';
+import { OnnxModel } from '../src/models/onnx-model.ts';
 
 export interface InferenceBenchOptions {
   /** Execution providers to try, in order (default ['cpu']). */

@@ -29,7 +29,7 @@ import { promisify } from 'node:util';
 import { pino } from 'pino';
 import { audio, idleTick, segmentEnd } from '../src/events.ts';
 import { ModelCache } from '../src/models/model-cache.ts';
-import type { TensorFeed } from '../src/models/onnx-model.ts';
+import type { TensorFeed } from '../src/models/model-runner.ts';
 import { onnxGraphLoader, SyncTalkBundle } from '../src/synctalk/bundle.ts';
 import { SyncTalkRenderer } from '../src/synctalk/renderer.ts';
 

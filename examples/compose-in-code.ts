@@ -10,10 +10,11 @@ import { Subject, connectable, lastValueFrom } from 'rxjs';
 import { pino } from 'pino';
 import type { PipelineEvent } from '../src/events.ts';
 import { AudioBudget } from '../src/flow/audio-budget.ts';
-import { infer, openRenderer } from '../src/operators/infer.ts';
+import { infer } from '../src/operators/infer.ts';
 import { chunk } from '../src/operators/chunk.ts';
 import { pairWithAudio } from '../src/operators/pair.ts';
 import { resample } from '../src/operators/resample.ts';
+import { openRenderer } from '../src/renderers/kinds.ts';
 import { mp4File } from '../src/sinks/mp4-file.ts';
 import { wavFile } from '../src/sources/wav-file.ts';
 
@@ -22,7 +23,7 @@ const log = pino({ level: 'warn' });
 const budget = new AudioBudget(2);
 const fps = 25;
 
-const { renderer, close } = await openRenderer({ model: 'demo', providers: ['cpu'], maxInFlight: 2, intraOpThreads: 1 }, { log });
+const { renderer, close } = await openRenderer({ model: 'demo', providers: ['cpu'], intraOpThreads: 1 }, { log });
 try {
   const source = connectable(wavFile(input, { budget, log }), { connector: () => new Subject<PipelineEvent>() });
   const frames = source.pipe(resample({ rate: 16_000, channels: 1 }), chunk({ size: 1280 }), infer(renderer, { maxInFlight: 2, fps }), pairWithAudio(source, { fps }));

@@ -24,7 +24,7 @@ import { Mp4Encoder } from './media/mp4-encoder.ts';
 import { checkOutputPath } from './media/output-path.ts';
 import type { SinkProgress } from './pipelines/element.ts';
 import { loadPipeline } from './pipelines/spec.ts';
-import { registry } from './pipelines/registry.ts';
+import { registry } from './registry.ts';
 import { runPipeline } from './pipelines/run.ts';
 import { readWav } from './sources/wav-reader.ts';
 

@@ -7,7 +7,7 @@
  * operators   idleFill -> resample -> chunk -> infer -> scale -> pairWithAudio      (RxJS OperatorFunctions)
  * sinks       mp4File, nullSink, collect, publishToRoom (LiveKit)
  * pipelines   pipelineSpecSchema, validatePipeline / loadPipeline against a registry, runPipeline
- * renderers   FrameRenderer: DemoFaceRenderer, SyncTalkRenderer (openRenderer picks one from `model`)
+ * renderers   FrameRenderer: DemoFaceRenderer, SyncTalkRenderer; RENDERER_KINDS (openRenderer picks one from `model`)
  * live        startAvatarSession (one room), dispatchAvatar + its metadata, tokens, protocol names
  * ```
  *
@@ -46,17 +46,7 @@ export { subscribeTracks, type TrackSubscriberOptions } from './sources/track-su
 export { idleFill, idleFillElement, type IdleFillOptions } from './operators/idle-fill.ts';
 export { resample, resampleElement, type ResampleOptions } from './operators/resample.ts';
 export { chunk, chunkElement, type ChunkOptions } from './operators/chunk.ts';
-export {
-  infer,
-  inferElement,
-  inferParams,
-  openRenderer,
-  rendererSize,
-  type FrameRenderer,
-  type InferOptions,
-  type InferParams,
-  type OpenedRenderer,
-} from './operators/infer.ts';
+export { infer, inferElement, inferParams, type InferOptions, type InferParams } from './operators/infer.ts';
 export { scale, scaleElement, type ScaleOptions } from './operators/scale.ts';
 export { pairWithAudio, pairElement, type AudioFormat, type PairOptions } from './operators/pair.ts';
 
@@ -75,15 +65,19 @@ export {
 
 export type { Caps, Element, EventOperator, OperatorElement, PipelineContext, SinkElement, SinkProgress, SourceElement } from './pipelines/element.ts';
 export { parseParams } from './pipelines/params.ts';
-export { registry } from './pipelines/registry.ts';
+export { registry } from './registry.ts';
 export { loadPipeline, pipelineSpecSchema, validatePipeline, withOverrides, type Bound, type PipelineSpec, type Registry, type TypedPipeline } from './pipelines/spec.ts';
 export { runPipeline, type RunOptions } from './pipelines/run.ts';
 
 export { DEMO_FACE, DEMO_FACE_MODEL_PATH, DemoFaceRenderer, measureMouthOpening } from './models/demo-face.ts';
+export type { FrameRenderer, OpenedRenderer, RendererFormat } from './models/frame-renderer.ts';
+export { openRenderer, RENDERER_KINDS, rendererFormat, rendererKind, type RendererParams } from './renderers/kinds.ts';
+export type { OpenOptions, RendererKind, RendererSettings } from './renderers/renderer-kind.ts';
 export { SyncTalkRenderer, type SyncTalkRendererOptions } from './synctalk/renderer.ts';
 export { SyncTalkBundle, readSyncTalkManifest, type SyncTalkManifest } from './synctalk/bundle.ts';
-export { ModelCache, processModels, type ModelLease, type ModelSource } from './models/model-cache.ts';
-export { DEFAULT_PROVIDERS, OnnxModel, type ModelRunner, type Provider, type TensorData, type TensorFeed, type TensorResult } from './models/onnx-model.ts';
+export { ModelCache, privateModels, processModels, type ModelLease, type ModelSource } from './models/model-cache.ts';
+export { DEFAULT_PROVIDERS, type ModelRunner, type Provider, type TensorData, type TensorFeed, type TensorResult } from './models/model-runner.ts';
+export { OnnxModel } from './models/onnx-model.ts';
 
 export {
   LIVE_DEMO_PRESET,

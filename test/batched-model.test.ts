@@ -7,7 +7,8 @@ import { rootLogger } from '../src/log.ts';
 import { BatchedModel, isBatchable } from '../src/models/batched-model.ts';
 import { DEMO_FACE_MODEL_PATH } from '../src/models/demo-face.ts';
 import { ModelCache } from '../src/models/model-cache.ts';
-import { OnnxModel, type TensorFeed } from '../src/models/onnx-model.ts';
+import type { TensorFeed } from '../src/models/model-runner.ts';
+import { OnnxModel } from '../src/models/onnx-model.ts';
 
 const log = rootLogger.child({ test: 'batched-model' }, { level: 'warn' });
 const FRAME = 256 * 256 * 4;

@@ -11,7 +11,8 @@ import { crc32, createDeflate, deflateSync } from 'node:zlib';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.ts';
-import { inferParams, openRenderer, rendererSize } from '../src/operators/infer.ts';
+import { inferParams } from '../src/operators/infer.ts';
+import { openRenderer, rendererFormat } from '../src/renderers/kinds.ts';
 import { BUNDLE_FORMAT, BUNDLE_VERSION, contract, onnxGraphLoader, SyncTalkBundle, type SyncTalkManifest } from '../src/synctalk/bundle.ts';
 import { decodePng, MAX_PIXELS } from '../src/synctalk/png.ts';
 
@@ -180,7 +181,7 @@ describe('hostile bundles: each refused with one ASCII line naming the file', ()
     const dir = join(root, 'no-manifest');
     mkdirSync(dir);
     const params = inferParams.parse({ model: dir, providers: ['cpu'] });
-    expect(() => rendererSize(params)).toThrow(new ModelError(join(dir, 'manifest.json'), 'missing (not a SyncTalk avatar bundle)'));
+    expect(() => rendererFormat(params)).toThrow(new ModelError(join(dir, 'manifest.json'), 'missing (not a SyncTalk avatar bundle)'));
     await expect(openRenderer(params, { log })).rejects.toThrow(`${join(dir, 'manifest.json')}: missing (not a SyncTalk avatar bundle)`);
   });
 });

@@ -6,7 +6,7 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { PipelineSpecError } from '../src/errors.ts';
-import { registry } from '../src/pipelines/registry.ts';
+import { registry } from '../src/registry.ts';
 import { validatePipeline, withOverrides } from '../src/pipelines/spec.ts';
 
 interface Op {

@@ -20,7 +20,8 @@ import {
 } from '../src/events.ts';
 import { AudioBudget } from '../src/flow/audio-budget.ts';
 import { expectedMouthOpening, measureMouthOpening } from '../src/models/demo-face.ts';
-import { infer, inferElement, inferParams, type FrameRenderer } from '../src/operators/infer.ts';
+import type { FrameRenderer } from '../src/models/frame-renderer.ts';
+import { infer, inferElement, inferParams } from '../src/operators/infer.ts';
 import type { Caps, PipelineContext } from '../src/pipelines/element.ts';
 
 // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { validatePipeline, withOverrides, type PipelineSpec } from '../src/pipelines/spec.ts';
-import { registry } from '../src/pipelines/registry.ts';
+import { registry } from '../src/registry.ts';
 import { PipelineSpecError } from '../src/errors.ts';
 import { parseParams } from '../src/pipelines/params.ts';
 import { z } from 'zod';

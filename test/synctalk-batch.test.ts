@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { audio, segmentEnd } from '../src/events.ts';
 import { ModelCache } from '../src/models/model-cache.ts';
 import { serveModels } from '../src/models/model-server.ts';
-import type { ModelRunner, TensorData, TensorFeed } from '../src/models/onnx-model.ts';
+import type { ModelRunner, TensorData, TensorFeed } from '../src/models/model-runner.ts';
 import { RemoteModels } from '../src/models/remote-models.ts';
 import { onnxGraphLoader, SyncTalkBundle } from '../src/synctalk/bundle.ts';
 import { SyncTalkRenderer } from '../src/synctalk/renderer.ts';

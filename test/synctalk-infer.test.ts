@@ -1,7 +1,8 @@
 import { type Observable } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { audio, flush, segmentEnd, type AudioChunk, type IdleTick, type SegmentEnd } from '../src/events.ts';
-import { infer, type FrameRenderer } from '../src/operators/infer.ts';
+import type { FrameRenderer } from '../src/models/frame-renderer.ts';
+import { infer } from '../src/operators/infer.ts';
 import { testScheduler } from './helpers/marbles.ts';
 
 /**

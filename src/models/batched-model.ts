@@ -25,7 +25,7 @@
  *   with its "closed" error.
  */
 import { ModelError } from '../errors.ts';
-import type { ModelRunner, TensorData, TensorFeed, TensorResult } from './onnx-model.ts';
+import type { ModelRunner, TensorData, TensorFeed, TensorResult } from './model-runner.ts';
 
 export interface BatchedModelOptions {
   /** Rows (frames) per model run at most (default 16). */

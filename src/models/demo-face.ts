@@ -22,8 +22,8 @@ import { from, type ObservableInput } from 'rxjs';
 import { fileURLToPath } from 'node:url';
 import { chunkFrames, type AudioChunk, type IdleTick, type VideoFrame } from '../events.ts';
 import { InputError, ModelError } from '../errors.ts';
-import type { FrameRenderer } from '../operators/infer.ts';
-import type { ModelRunner, TensorResult } from './onnx-model.ts';
+import type { FrameRenderer } from './frame-renderer.ts';
+import type { ModelRunner, TensorResult } from './model-runner.ts';
 
 /** The model bundled with the repository. */
 export const DEMO_FACE_MODEL_PATH = fileURLToPath(new URL('../../models/demo-face.onnx', import.meta.url));

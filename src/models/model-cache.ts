@@ -20,7 +20,8 @@
  * - Logs "model loaded" once per load (info, with the provider it runs on) and "model closed".
  */
 import { BatchedModel, type BatchRun, type BatchStats, isBatchable } from './batched-model.ts';
-import { DEFAULT_PROVIDERS, type ModelRunner, OnnxModel, type OnnxModelOptions } from './onnx-model.ts';
+import { DEFAULT_PROVIDERS, type ModelRunner } from './model-runner.ts';
+import { OnnxModel, type OnnxModelOptions } from './onnx-model.ts';
 
 export interface ModelCacheOptions {
   /** Rows per run when sessions' runs are merged (default 16; 1: no batching). */
@@ -129,3 +130,11 @@ export class ModelCache implements ModelSource {
 
 /** The cache of this process: every session of a worker process shares it. */
 export const processModels = new ModelCache();
+
+/** No sharing: every acquire loads a model of its own, closed by its release (a pipeline run outside a live worker). */
+export const privateModels: ModelSource = {
+  acquire: async (path, options) => {
+    const model = await OnnxModel.load(path, options);
+    return { model, release: () => model.close() };
+  },
+};

@@ -39,7 +39,7 @@ import type { Logger } from '../log.ts';
 import { BatchedModel, type BatchStats } from './batched-model.ts';
 import type { ModelCache, ModelLease } from './model-cache.ts';
 import { encode, failure, MessageReader, parseRequest, type WireReply, type WireRequest } from './model-wire.ts';
-import type { ModelRunner, TensorResult } from './onnx-model.ts';
+import type { ModelRunner, TensorResult } from './model-runner.ts';
 
 export interface ModelServer {
   /** The Unix socket path clients connect to. */

@@ -15,7 +15,7 @@
  */
 import { z } from 'zod';
 import { ModelError } from '../errors.ts';
-import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult, TensorType } from './onnx-model.ts';
+import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult, TensorType } from './model-runner.ts';
 
 export type WireRequest =
   | { readonly id: number; readonly op: 'acquire'; readonly path: string; readonly providers: readonly Provider[]; readonly intraOpThreads: number }

@@ -18,8 +18,8 @@ import { connect, type Socket } from 'node:net';
 import { ModelError } from '../errors.ts';
 import type { ModelLease, ModelSource } from './model-cache.ts';
 import { encode, MessageReader, type WireReply, type WireRequest } from './model-wire.ts';
-import type { ModelRunner, OnnxModelOptions, Provider, TensorFeed, TensorInfo, TensorResult } from './onnx-model.ts';
-import { DEFAULT_PROVIDERS } from './onnx-model.ts';
+import { DEFAULT_PROVIDERS, type ModelRunner, type Provider, type TensorFeed, type TensorInfo, type TensorResult } from './model-runner.ts';
+import type { OnnxModelOptions } from './onnx-model.ts';
 
 type Reply = { readonly header: WireReply; readonly tensors: Record<string, TensorResult> };
 

@@ -3,36 +3,13 @@
  * model), with up to `maxInFlight` renders running at once and every output in input order.
  */
 import { availableParallelism } from 'node:os';
-import { from, Observable, of, switchMap, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { defer, from, Observable, of, switchMap, tap, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
 import { z } from 'zod';
-import type { Logger } from '../log.ts';
 import type { AudioChunk, IdleTick, PipelineEvent, SegmentEnd, VideoFrame } from '../events.ts';
-import { DEMO_FACE, DEMO_FACE_MODEL_PATH, DemoFaceRenderer } from '../models/demo-face.ts';
-import { DEFAULT_PROVIDERS } from '../models/onnx-model.ts';
+import type { FrameRenderer, RendererFormat } from '../models/frame-renderer.ts';
+import { DEFAULT_PROVIDERS } from '../models/model-runner.ts';
 import type { Caps, OperatorElement } from '../pipelines/element.ts';
-import { isBundleFolder, onnxGraphLoader, readSyncTalkManifest, SyncTalkBundle, type GraphLoader } from '../synctalk/bundle.ts';
-import { SyncTalkRenderer } from '../synctalk/renderer.ts';
-
-/** A model that turns one input into its video frames. */
-export interface FrameRenderer {
-  /** Frame size, pixels. */
-  readonly width: number;
-  readonly height: number;
-  /**
-   * The frames for one audio chunk (as many as it holds real audio for, possibly none) or one idle
-   * tick, in order: RGBA, `width * height * 4` bytes each. A Promise, or an Observable whose first
-   * value is used (tests use cold marbles).
-   */
-  render(input: AudioChunk | IdleTick): ObservableInput<Uint8Array[]>;
-  /**
-   * Optional, for renderers that hold audio back (lookahead): the frames of `segment` still held, at its
-   * segment-end. A renderer with `end` numbers frames per segment: the frame that `render` or `end` returns as the
-   * segment's i-th gets pts = the segment's first chunk pts + i / fps, whichever input released it.
-   */
-  end?(segment: SegmentEnd): ObservableInput<Uint8Array[]>;
-  /** Optional: drop what is held (called on a flush, before it is forwarded). */
-  reset?(): void;
-}
+import { modelPath, openRenderer, rendererFormat } from '../renderers/kinds.ts';
 
 export interface InferOptions {
   /** Renders running at once (default 2): the next input starts while the previous one renders. */
@@ -213,110 +190,98 @@ const providerName = z.enum(['cuda', 'webgpu', 'cpu']);
 /** The machine's cores: ORT threads per operator beyond them only oversubscribe it (and a huge count never starts). */
 const CORES = availableParallelism();
 
-/** Lookahead of a SyncTalk bundle, seconds of audio after a frame's start (src/synctalk/audio-attention-windows.ts). */
-const LOOKAHEAD_SECONDS = { full: 0.2525, 'low-latency': 0.1325 } as const;
-
-export const inferParams = z.object({
-  model: z
-    .string()
-    .min(1)
-    .default('demo')
-    .describe(
-      "'demo' (default) = the bundled models/demo-face.onnx; a path to an ONNX model with the demo-face inputs and output; or a SyncTalk avatar bundle folder (docs/synctalk-bundle.md)",
-    ),
-  providers: z
-    .array(providerName)
-    .min(1)
-    .default([...DEFAULT_PROVIDERS])
-    .describe('execution providers to try, in order (default cuda, webgpu, cpu); each failure is logged once'),
-  maxInFlight: z.number().int().min(1).max(64).default(2).describe('renders running at once (default 2; at most 64)'),
-  intraOpThreads: z
-    .number()
-    .int()
-    .min(1)
-    .max(CORES, `at most this machine's ${CORES} cores`)
-    .default(1)
-    .describe(`ORT threads per operator (default 1; at most the machine's cores, ${CORES} here)`),
-  lookahead: z
-    .enum(['full', 'low-latency'])
-    .optional()
-    .describe(
-      "SyncTalk bundles: audio after a frame's start needed to render it: 'full' (default) 252.5 ms, as trained; 'low-latency' 132.5 ms (future features replicated)",
-    ),
-}).strict();
+export const inferParams = z
+  .object({
+    model: z
+      .string()
+      .min(1)
+      .default('demo')
+      .describe(
+        "'demo' (default) = the bundled models/demo-face.onnx; a path to an ONNX model with the demo-face inputs and output; or a SyncTalk avatar bundle folder (docs/synctalk-bundle.md); the renderer kinds: src/renderers/kinds.ts",
+      ),
+    providers: z
+      .array(providerName)
+      .min(1)
+      .default([...DEFAULT_PROVIDERS])
+      .describe('execution providers to try, in order (default cuda, webgpu, cpu); each failure is logged once'),
+    maxInFlight: z.number().int().min(1).max(64).default(2).describe('renders running at once (default 2; at most 64)'),
+    intraOpThreads: z
+      .number()
+      .int()
+      .min(1)
+      .max(CORES, `at most this machine's ${CORES} cores`)
+      .default(1)
+      .describe(`ORT threads per operator (default 1; at most the machine's cores, ${CORES} here)`),
+    lookahead: z
+      .enum(['full', 'low-latency'])
+      .optional()
+      .describe(
+        "SyncTalk bundles: audio after a frame's start needed to render it: 'full' (default) 252.5 ms, as trained; 'low-latency' 132.5 ms (future features replicated)",
+      ),
+  })
+  .strict();
 
 export type InferParams = z.output<typeof inferParams>;
 
-/** The model file or bundle folder `params.model` names. */
-export const modelPath = (params: Pick<InferParams, 'model'>): string => (params.model === 'demo' ? DEMO_FACE_MODEL_PATH : params.model);
-
 /**
- * Frame size of the renderer `params.model` names, read at build time: the demo face's, or a bundle's
- * manifest.json (ModelError, one line, for a missing or malformed manifest).
- */
-export function rendererSize(params: Pick<InferParams, 'model'>): { width: number; height: number } {
-  const path = modelPath(params);
-  if (isBundleFolder(path)) {
-    const { width, height } = readSyncTalkManifest(path);
-    return { width, height };
-  }
-  return { width: DEMO_FACE.size, height: DEMO_FACE.size };
-}
-
-/** A loaded renderer and the release of what it holds. */
-export interface OpenedRenderer {
-  readonly renderer: FrameRenderer;
-  close(): Promise<void>;
-}
-
-/**
- * Loads the renderer `params.model` names, its ONNX graphs through `loader` (default: private OnnxModels with
- * `params.providers` and `params.intraOpThreads`; a live worker passes ModelCache leases to share them):
- * a SyncTalk bundle folder gives a SyncTalkRenderer (one per call: per-session state), anything else a
- * DemoFaceRenderer. `close` releases the graphs.
- */
-export async function openRenderer(params: InferParams, options: { readonly log: Logger; readonly loader?: GraphLoader }): Promise<OpenedRenderer> {
-  const path = modelPath(params);
-  const loader = options.loader ?? onnxGraphLoader({ providers: params.providers, intraOpThreads: params.intraOpThreads, log: options.log });
-  if (isBundleFolder(path)) {
-    const bundle = await SyncTalkBundle.open(path, loader);
-    return { renderer: new SyncTalkRenderer(bundle, { lookahead: params.lookahead }), close: () => bundle.close() };
-  }
-  const lease = await loader(path);
-  try {
-    return { renderer: new DemoFaceRenderer(lease.model), close: () => lease.release() };
-  } catch (e) {
-    await lease.release();
-    throw e;
-  }
-}
-
-/**
- * Build-time check of infer's input: 16 kHz mono at 25 fps; the demo face also needs chunks of 1280 samples
- * (a SyncTalk bundle takes any chunk size). Throws ModelError for a malformed bundle manifest.
+ * Build-time check of infer's input against the format of the renderer `params.model` names (renderers/kinds.ts):
+ * its rate, channels and chunk size (the demo face: 16 kHz mono chunks of 1280 samples; a SyncTalk bundle: 16 kHz
+ * mono, any chunk size), and the pipeline's fps. Throws ModelError for a malformed model (a bundle's manifest).
  */
 export function inferCaps(params: InferParams, input: Caps, fps: number): Caps | string {
-  const { sampleRate, chunkSamples } = DEMO_FACE;
-  const bundle = isBundleFolder(modelPath(params));
-  const { width, height } = rendererSize(params);
+  const format = rendererFormat(params);
+  const { sampleRate, channels, chunk } = format;
   if (input.kind !== 'audio') return `needs audio input; got ${input.kind}`;
   if (input.sampleRate !== sampleRate) {
     return `needs audio at ${sampleRate} Hz; got ${input.sampleRate === null ? 'an unknown rate' : `${input.sampleRate} Hz`} (add a resample element)`;
   }
-  if (input.channels !== 1) return `needs mono audio; got ${input.channels ?? 'an unknown number of'} channels`;
-  if (!bundle && input.chunk !== chunkSamples) {
-    return `needs chunks of ${chunkSamples} samples (80 ms); got ${input.chunk === null ? 'any size' : input.chunk} (add a chunk element)`;
+  if (input.channels !== channels) {
+    return `needs ${channels === 1 ? 'mono' : `${channels}-channel`} audio; got ${input.channels ?? 'an unknown number of'} channels`;
   }
-  if (fps !== DEMO_FACE.fps) return `renders ${DEMO_FACE.fps} fps (640 samples at 16 kHz per frame); the pipeline runs at ${fps} fps`;
-  return { kind: 'video', width, height };
+  if (chunk !== null && input.chunk !== chunk) {
+    return `needs chunks of ${chunk} samples (${(chunk / sampleRate) * 1000} ms); got ${input.chunk === null ? 'any size' : input.chunk} (add a chunk element)`;
+  }
+  if (fps !== format.fps) {
+    return `renders ${format.fps} fps (${sampleRate / format.fps} samples at ${sampleRate / 1000} kHz per frame); the pipeline runs at ${fps} fps`;
+  }
+  return { kind: 'video', width: format.width, height: format.height };
 }
 
 /**
- * The `infer` element: renders 16 kHz mono audio chunks and idle ticks into RGBA frames, either with the
- * demo-face model (chunks of 1280 samples, 80 ms, two 25 fps frames each; 256x256) or with a SyncTalk avatar
- * bundle (any chunk size; the bundle's frame size; `lookahead` sets its latency, see src/synctalk/renderer.ts).
- * The model is loaded, in worker threads, when the pipeline is subscribed, and closed when it is
- * unsubscribed; input arriving meanwhile waits in the queue.
+ * A FrameRenderer usable at once for the one `ready` resolves with: each render waits for it. It has `end` and
+ * `reset` when the format holds audio back (lookahead). `onRender` is told the wall time of every render (from the
+ * moment it starts, the model round trip and its queueing included) and the frames it gave.
+ */
+function whenReady(format: RendererFormat, ready: Promise<FrameRenderer>, onRender?: (ms: number, frames: number) => void): FrameRenderer {
+  const timed = (run: (r: FrameRenderer) => ObservableInput<Uint8Array[]>) =>
+    from(ready).pipe(
+      switchMap((r) =>
+        defer(() => {
+          const started = performance.now();
+          return from(run(r)).pipe(tap((frames) => onRender?.(performance.now() - started, frames.length)));
+        }),
+      ),
+    );
+  const { width, height } = format;
+  if (format.lookahead === 0) return { width, height, render: (x) => timed((r) => r.render(x)) };
+  return {
+    width,
+    height,
+    render: (x) => timed((r) => r.render(x)),
+    end: (x: SegmentEnd) => timed((r) => (r.end === undefined ? of([]) : r.end(x))),
+    reset: () => void ready.then((r) => r.reset?.(), () => undefined),
+  };
+}
+
+/**
+ * The `infer` element: renders 16 kHz mono audio chunks and idle ticks into RGBA frames with the renderer the
+ * `model` parameter names (renderers/kinds.ts): the demo-face model (chunks of 1280 samples, 80 ms, two 25 fps frames
+ * each; 256x256) or a SyncTalk avatar bundle (any chunk size; the bundle's frame size; `lookahead` sets its latency,
+ * see src/synctalk/renderer.ts).
+ *
+ * The model is loaded, in worker threads, when the pipeline is subscribed, and closed when it is unsubscribed; input
+ * arriving meanwhile waits in the queue. Its graphs come from the context's `models` (a live worker's shared cache
+ * or model server; default: loaded for this run alone), and every render is reported to the context's `onRender`.
  */
 export const inferElement: OperatorElement<typeof inferParams> = {
   name: 'infer',
@@ -324,33 +289,20 @@ export const inferElement: OperatorElement<typeof inferParams> = {
   summary: 'render audio chunks and idle ticks into video frames with an ONNX model (default: the demo face) or a SyncTalk avatar bundle',
   params: inferParams,
   caps: inferCaps,
-  // a SyncTalk bundle waits for its lookahead of audio after each frame's start; the demo face renders each chunk as it comes
-  holds: (params) => (isBundleFolder(modelPath(params)) ? LOOKAHEAD_SECONDS[params.lookahead ?? 'full'] : 0),
+  // a renderer with lookahead waits for that much audio after each frame's start; the demo face renders each chunk as it comes
+  holds: (params) => rendererFormat(params).lookahead,
   create: (params, ctx) => (input) =>
     new Observable<PipelineEvent>((subscriber) => {
-      const path = modelPath(params);
-      const log = ctx.log.child({ element: 'infer' });
-      const opening = openRenderer(params, { log });
-      const { width, height } = rendererSize(params);
+      const { log } = ctx;
+      const opening = openRenderer(params, { log, models: ctx.models });
       const ready = opening.then((o) => o.renderer);
       ready.catch((e: unknown) => subscriber.error(e));
-      const renderer: FrameRenderer = {
-        width,
-        height,
-        render: (x) => from(ready).pipe(switchMap((r) => r.render(x))),
-        // a SyncTalk bundle holds audio back; the demo face renders each chunk's own frames
-        ...(isBundleFolder(path)
-          ? {
-              end: (x: SegmentEnd) => from(ready).pipe(switchMap((r) => r.end?.(x) ?? of([]))),
-              reset: () => void ready.then((r) => r.reset?.(), () => undefined),
-            }
-          : {}),
-      };
+      const renderer = whenReady(rendererFormat(params), ready, ctx.onRender);
       const sub = input.pipe(infer(renderer, { maxInFlight: params.maxInFlight, fps: ctx.fps })).subscribe(subscriber);
       return () => {
         sub.unsubscribe();
         void opening.then(
-          (o) => o.close().then(() => log.debug({ model: path }, 'model closed')),
+          (o) => o.close().then(() => log.debug({ model: modelPath(params.model) }, 'model closed')),
           () => undefined,
         );
       };

@@ -7,6 +7,7 @@ import type { z } from 'zod';
 import type { PipelineEvent } from '../events.ts';
 import type { AudioBudget } from '../flow/audio-budget.ts';
 import type { Logger } from '../log.ts';
+import type { ModelSource } from '../models/model-cache.ts';
 
 /** What flows out of an element, as far as the build-time check needs to know. */
 export type Caps =
@@ -32,6 +33,13 @@ export interface PipelineContext {
   readonly log: Logger;
   /** For timers (idle ticks); a TestScheduler in marble tests. Undefined means RxJS's default. */
   readonly scheduler?: SchedulerLike;
+  /**
+   * Where model elements get their graphs: a live worker's ModelCache or model server, shared by its sessions.
+   * Undefined: each element loads its own for this run (privateModels).
+   */
+  readonly models?: ModelSource;
+  /** Told of every render of a model element: its wall time in ms (queueing included) and the frames it gave (metrics). */
+  readonly onRender?: (ms: number, frames: number) => void;
 }
 
 export type EventOperator = (input: Observable<PipelineEvent>) => Observable<PipelineEvent>;

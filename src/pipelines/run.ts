@@ -18,6 +18,10 @@ export interface RunOptions {
   readonly scheduler?: SchedulerLike;
   /** Replaces the budget made from the spec's budgetSeconds (a live session shares it with its sink). */
   readonly budget?: AudioBudget;
+  /** Where model elements get their graphs (PipelineContext.models; default: their own). */
+  readonly models?: PipelineContext['models'];
+  /** Told of every render of a model element (PipelineContext.onRender). */
+  readonly onRender?: PipelineContext['onRender'];
 }
 
 /**
@@ -28,7 +32,7 @@ export function runPipeline(p: TypedPipeline, options: RunOptions = {}): Observa
   return new Observable<SinkProgress>((subscriber) => {
     const log = options.log ?? rootLogger;
     const budget = options.budget ?? new AudioBudget(p.budgetSeconds);
-    const base = { fps: p.fps, budget, scheduler: options.scheduler };
+    const base = { fps: p.fps, budget, scheduler: options.scheduler, models: options.models, onRender: options.onRender };
     const bootstrap: PipelineContext = { ...base, log, sourceEvents: EMPTY };
     const source = connectable(p.source.element.create(p.source.params, { ...bootstrap, log: log.child({ element: p.source.element.name }) }), {
       connector: () => new Subject<PipelineEvent>(),

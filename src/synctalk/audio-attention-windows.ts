@@ -33,6 +33,9 @@
 /** How far ahead of a frame the audio must reach before the frame is released (see the module doc). */
 export type AudioLookahead = 'full' | 'low-latency';
 
+/** Seconds of audio after a frame's start needed to release it, per lookahead mode (see the module doc). */
+export const LOOKAHEAD_SECONDS: Readonly<Record<AudioLookahead, number>> = { full: 0.2525, 'low-latency': 0.1325 };
+
 /** Slots per frame: features i-4 .. i+3. */
 export const ATTENTION_SLOTS = 8;
 /** Features SyncTalk repeats at each end of a segment (alignment padding). */

@@ -25,6 +25,9 @@ import { MEL_BANDS } from './mel.ts';
 /** Mel frames per AVE window (200 ms). */
 export const AVE_WINDOW_FRAMES = 16;
 
+/** Video frames per second the windows are placed for (window w starts 40 w ms into the segment). */
+export const SYNCTALK_FPS = 25;
+
 /** One AVE input. */
 export interface AveWindow {
   /** Window index in the segment = video frame it was cut for before SyncTalk's alignment padding (w). */

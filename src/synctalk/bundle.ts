@@ -21,7 +21,9 @@ import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ascii, ModelError } from '../errors.ts';
-import { type ModelRunner, OnnxModel, type OnnxModelOptions, type TensorFeed, type TensorInfo } from '../models/onnx-model.ts';
+import type { ModelRunner, TensorFeed, TensorInfo } from '../models/model-runner.ts';
+import { privateModels, type ModelLease } from '../models/model-cache.ts';
+import type { OnnxModelOptions } from '../models/onnx-model.ts';
 import { decodePng, decodePngAsync } from './png.ts';
 
 export const BUNDLE_FORMAT = 'synctalk-avatar';
@@ -141,21 +143,14 @@ export interface SyncTalkTracks {
   readonly anchors: Float32Array | null;
 }
 
-/** A graph with its owner's release (a ModelCache lease, or closing a private model). */
-export interface GraphLease {
-  readonly model: ModelRunner;
-  release(): Promise<void>;
-}
-
-export type GraphLoader = (path: string) => Promise<GraphLease>;
+/** Where a bundle's graphs come from: a lease on each (a ModelCache lease, the model server's, or a private model). */
+export type GraphLoader = (path: string) => Promise<ModelLease>;
 
 /** Loads each graph privately with OnnxModel (providers and threads from `options`); release closes it. */
 export const onnxGraphLoader =
   (options: OnnxModelOptions): GraphLoader =>
-  async (path) => {
-    const model = await OnnxModel.load(path, options);
-    return { model, release: () => model.close() };
-  };
+  (path) =>
+    privateModels.acquire(path, options);
 
 export class SyncTalkBundle {
   private readonly cache = new Map<number, Promise<Record<string, TensorFeed>>>();
@@ -165,7 +160,7 @@ export class SyncTalkBundle {
     readonly dir: string,
     readonly manifest: SyncTalkManifest,
     readonly tracks: SyncTalkTracks,
-    private readonly leases: Record<GraphName, GraphLease>,
+    private readonly leases: Record<GraphName, ModelLease>,
   ) {}
 
   get audio(): ModelRunner {

@@ -33,7 +33,7 @@
  * gives the frames past the audio silence. A new segment's audio arriving before the previous segment's end
  * starts afresh (the unfinished segment's frames are dropped).
  *
- * Idle ticks: one frame each, enc_a of silence (audio.onnx on an all-silent mel window, the same feature in all 8
+ * Idle ticks: one frame each, enc_a of silence (audio.onnx on an all-silent mel window, the same feature in all
  * slots), so the avatar keeps breathing, blinking and moving its head with the tracks.
  *
  * Tracks: one session-wide frame counter walks the tracks ping-pong (0 .. N-1, N-1 .. 0, ...) over speech and
@@ -45,9 +45,9 @@
  */
 import { ModelError, InputError } from '../errors.ts';
 import { chunkFrames, type AudioChunk, type IdleTick, type SegmentEnd } from '../events.ts';
-import type { TensorFeed } from '../models/onnx-model.ts';
-import type { FrameRenderer } from '../operators/infer.ts';
-import { AudioAttentionWindowing, type AudioLookahead, type FrameAudio } from './audio-attention-windows.ts';
+import type { TensorFeed } from '../models/model-runner.ts';
+import type { FrameRenderer } from '../models/frame-renderer.ts';
+import { ATTENTION_SLOTS, AudioAttentionWindowing, type AudioLookahead, type FrameAudio } from './audio-attention-windows.ts';
 import { AVE_WINDOW_FRAMES, AveWindowing, type AveWindow } from './ave-windows.ts';
 import type { SyncTalkBundle } from './bundle.ts';
 import { IncrementalMel, MEL_BANDS, MEL_SAMPLE_RATE } from './mel.ts';
@@ -162,15 +162,15 @@ export class SyncTalkRenderer implements FrameRenderer {
   }
 
   private async encA(slots: Float32Array): Promise<Float32Array> {
-    const out = await this.bundle.audioAttention.run({ features: { type: 'float32', dims: [1, 8, FEATURE], data: slots } });
+    const out = await this.bundle.audioAttention.run({ features: { type: 'float32', dims: [1, ATTENTION_SLOTS, FEATURE], data: slots } });
     return float32(this.bundle.audioAttention.path, out.enc_a?.data, 32, 'enc_a');
   }
 
   /** enc_a of silence, computed once. */
   private silence(): Promise<Float32Array> {
     this.silentEncA ??= this.feature(new Float32Array(MEL_BANDS * AVE_WINDOW_FRAMES).fill(SILENT_MEL)).then((f) => {
-      const slots = new Float32Array(8 * FEATURE);
-      for (let k = 0; k < 8; k++) slots.set(f, k * FEATURE);
+      const slots = new Float32Array(ATTENTION_SLOTS * FEATURE);
+      for (let k = 0; k < ATTENTION_SLOTS; k++) slots.set(f, k * FEATURE);
       return this.encA(slots);
     });
     const once = this.silentEncA;

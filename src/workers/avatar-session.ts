@@ -15,8 +15,8 @@
  * - The room must be connected. Its local participant publishes the tracks; when the avatar joined
  *   with the attribute lk.publish_on_behalf = agent (see livekit/tokens.ts), viewers see it as the agent's.
  * - `pipeline`: a spec object or a path to a spec file; its source must be `livekit-audio` and its sink
- *   `livekit-room` to talk to the room (the session registry adds those two, bound to this room, and an
- *   `infer` that takes its model from `models`, default: the process-wide cache).
+ *   `livekit-room` to talk to the room (the session registry adds those two, bound to this room). Its `infer`
+ *   takes its graphs from `models` (default: the process-wide cache) through the pipeline context.
  * - The session ends (everything torn down: pipeline, RPC handlers, byte-stream handler, tracks, model
  *   lease) when the agent leaves the room, the room disconnects, the pipeline fails, or `close()` is
  *   called. `ended` resolves with why; it never rejects. Playback RPCs still in flight are waited for,
@@ -37,12 +37,11 @@ import { rootLogger, type Logger } from '../log.ts';
 import { publishRoomFigures } from '../metrics/room-figures.ts';
 import { logSessionMetrics, SessionMetricsRecorder, type SessionMetrics } from '../metrics/session-metrics.ts';
 import { type ModelSource, processModels } from '../models/model-cache.ts';
-import { registry } from '../pipelines/registry.ts';
 import { runPipeline } from '../pipelines/run.ts';
 import { loadPipeline, validatePipeline, type Registry, type TypedPipeline } from '../pipelines/spec.ts';
+import { registry } from '../registry.ts';
 import { roomPublisherElement } from '../sinks/room-publisher.ts';
 import { dataStreamAudioElement } from '../sources/datastream-audio.ts';
-import { sharedModelInferElement } from './shared-model-infer.ts';
 
 /** The live preset: the demo avatar in a LiveKit room. */
 export const LIVE_DEMO_PRESET = fileURLToPath(new URL('../pipelines/presets/live-demo.json', import.meta.url));
@@ -100,21 +99,18 @@ export function withInferModel(spec: unknown, model: string): unknown {
 }
 
 /**
- * The registry of one session: the pipeline elements, plus the room-bound source and sink and the
- * shared-model infer. Every stream the source numbers is answered through `answers` (once, in order);
- * `notifier` sends lk.playback_started.
+ * The registry of one session: the pipeline elements, plus the room-bound source and sink. Every stream the source
+ * numbers is answered through `answers` (once, in order); `notifier` sends lk.playback_started.
  */
 export function sessionRegistry(
   room: Room,
   agentIdentity: string,
-  models: ModelSource,
-  recorder: Pick<SessionMetricsRecorder, 'render' | 'publisher' | 'playback'>,
+  recorder: Pick<SessionMetricsRecorder, 'publisher' | 'playback'>,
   notifier: Pick<PlaybackNotifier, 'started'>,
   answers: Pick<PlaybackAnswers, 'opened' | 'answer'>,
 ): Registry {
   return [
-    ...registry.filter((e) => e.name !== 'infer'),
-    sharedModelInferElement(models, (ms, frames) => recorder.render(ms, frames)),
+    ...registry,
     dataStreamAudioElement({ room, senderIdentity: agentIdentity, answers }),
     roomPublisherElement({
       room,
@@ -147,7 +143,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
     publisher: (m) => recorder?.publisher(m),
     playback: (e) => recorder?.playback(e),
   };
-  const reg = sessionRegistry(room, agentIdentity, options.models ?? processModels, forward, notifier, answers);
+  const reg = sessionRegistry(room, agentIdentity, forward, notifier, answers);
   let spec: TypedPipeline;
   try {
     spec =
@@ -200,7 +196,7 @@ export async function startAvatarSession(options: AvatarSessionOptions): Promise
   subs.push(logSessionMetrics(metrics, log, options.metricsIntervalMs ?? 5000).subscribe());
   subs.push(publishRoomFigures(local, metrics.changes, { log }).subscribe());
   subs.push(
-    runPipeline(spec, { log, budget }).subscribe({
+    runPipeline(spec, { log, budget, models: options.models ?? processModels, onRender: forward.render }).subscribe({
       error: (error: unknown) => void end({ reason: 'pipeline failed', error }),
       complete: () => void end({ reason: room.isConnected ? 'pipeline ended' : 'room disconnected' }),
     }),

@@ -14,7 +14,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { destination, pino } from 'pino';
-import { OnnxModel, type TensorFeed, type TensorResult } from '../../src/models/onnx-model.ts';
+import type { TensorFeed, TensorResult } from '../../src/models/model-runner.ts';
+import { OnnxModel } from '../../src/models/onnx-model.ts';
 
 const RUNS = 12;
 const [mode, path] = process.argv.slice(2);

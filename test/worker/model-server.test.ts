@@ -16,7 +16,8 @@ import { DEMO_FACE_MODEL_PATH } from '../../src/models/demo-face.ts';
 import { ModelCache } from '../../src/models/model-cache.ts';
 import { serveModels, type ModelServer } from '../../src/models/model-server.ts';
 import { encode, MessageReader, type WireReply } from '../../src/models/model-wire.ts';
-import { OnnxModel, type TensorFeed } from '../../src/models/onnx-model.ts';
+import type { TensorFeed } from '../../src/models/model-runner.ts';
+import { OnnxModel } from '../../src/models/onnx-model.ts';
 import { RemoteModels } from '../../src/models/remote-models.ts';
 
 const log = rootLogger.child({ test: 'model-server' }, { level: 'warn' });
