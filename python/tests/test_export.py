@@ -49,6 +49,7 @@ class ExportTest(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         m = json.loads((out / 'manifest.json').read_text())
         self.assertEqual((m['mode'], m['fps'], m['width'], m['height'], m['lookahead_frames']), ('portrait', 25, 32, 32, 3))
+        self.assertEqual((m['marching'], m['samples']), ('fixed', 8))
         self.assertEqual([i['name'] for i in m['graphs']['render']['inputs']],
                          ['enc_a', 'eye', 'pose', 'torso_rgba', 'ori', 'mask'])
         self.assertEqual(m['version'], 2)
