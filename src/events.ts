@@ -8,8 +8,6 @@
  * Control events overtake queued data: an element receiving `flush` drops everything it holds and
  * forwards the flush at once (see docs/design.md).
  */
-import { match } from 'ts-pattern';
-
 /** A block of PCM audio. `segment` is the speech segment it belongs to (0, 1, 2, ... per session). */
 export interface AudioChunk {
   readonly type: 'audio';
@@ -67,7 +65,6 @@ export interface Flush {
 }
 
 export type PipelineEvent = AudioChunk | SegmentEnd | IdleTick | VideoFrame | AvFrame | Flush;
-export type EventType = PipelineEvent['type'];
 
 /** Seconds of audio per channel held by a chunk. */
 export const chunkDuration = (a: AudioChunk): number => a.samples.length / a.channels / a.sampleRate;
@@ -97,13 +94,3 @@ export const idleTick = (index: number, pts: number): IdleTick => ({ type: 'idle
 
 export const flush = (reason: string): Flush => ({ type: 'flush', reason });
 
-/** A short human-readable label, for logs and test failure messages. */
-export const describe = (e: PipelineEvent): string =>
-  match(e)
-    .with({ type: 'audio' }, (a) => `audio(seg ${a.segment}, ${chunkFrames(a)}@${a.sampleRate}Hz x${a.channels}, pts ${a.pts.toFixed(3)})`)
-    .with({ type: 'segment-end' }, (s) => `segment-end(${s.segment})`)
-    .with({ type: 'idle' }, (t) => `idle(${t.index})`)
-    .with({ type: 'video' }, (v) => `video(${v.segment ?? 'idle'}#${v.index} ${v.width}x${v.height})`)
-    .with({ type: 'av' }, (f) => `av(${f.video.segment ?? 'idle'}#${f.video.index})`)
-    .with({ type: 'flush' }, (f) => `flush(${f.reason})`)
-    .exhaustive();

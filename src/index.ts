@@ -5,7 +5,7 @@
  * events      PipelineEvent (audio | segment-end | idle | video | av | flush) and their constructors
  * sources     wavFile, dataStreamAudio (LiveKit lk.audio_stream), idleTicks, subscribeTracks
  * operators   idleFill -> resample -> chunk -> infer -> scale -> pairWithAudio      (RxJS OperatorFunctions)
- * sinks       mp4File, nullSink, collect, publishToRoom (LiveKit)
+ * sinks       mp4File, nullSink, publishToRoom (LiveKit)
  * pipelines   pipelineSpecSchema, validatePipeline / loadPipeline against a registry, runPipeline
  * renderers   FrameRenderer: DemoFaceRenderer, SyncTalkRenderer; RENDERER_KINDS (openRenderer picks one from `model`)
  * live        startAvatarSession (one room), dispatchAvatar + its metadata, tokens, protocol names
@@ -20,13 +20,11 @@ export {
   audioDuration,
   chunkDuration,
   chunkFrames,
-  describe,
   flush,
   idleTick,
   segmentEnd,
   type AudioChunk,
   type AvFrame,
-  type EventType,
   type Flush,
   type IdleTick,
   type PipelineEvent,
@@ -52,7 +50,6 @@ export { pairWithAudio, pairElement, type AudioFormat, type PairOptions } from '
 
 export { mp4File } from './sinks/mp4-file.ts';
 export { consume, nullSink } from './sinks/null.ts';
-export { collect, type Collector } from './sinks/collect.ts';
 export {
   publishToRoom,
   roomPublisherElement,

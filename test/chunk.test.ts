@@ -1,23 +1,21 @@
 import { from, toArray, lastValueFrom } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
 import { describe as suite, expect, it } from 'vitest';
 import { PipelineSpecError } from '../src/errors.ts';
 import { audio, flush, idleTick, segmentEnd, type AudioChunk, type PipelineEvent } from '../src/events.ts';
 import { chunk, chunkElement } from '../src/operators/chunk.ts';
+import { testScheduler } from './helpers/marbles.ts';
 
 /** Mono test audio at 8 Hz, so that every pts below is exact in binary. */
 const RATE = 8;
 const mono = (values: number[], pts: number, segment = 0, padding?: number): AudioChunk =>
   audio(Float32Array.from(values), RATE, 1, pts, segment, padding);
 
-const scheduler = (): TestScheduler => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
-
 const run = (events: PipelineEvent[], size: number): Promise<PipelineEvent[]> =>
   lastValueFrom(from(events).pipe(chunk({ size }), toArray()));
 
 suite('chunk', () => {
   it('carries remainders across input chunk boundaries, pts of each block = pts of its first sample', () => {
-    scheduler().run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       const input = cold('-a-b---c-|', {
         a: mono([1, 2, 3], 0),
         b: mono([4, 5, 6, 7, 8, 9], 3 / RATE),
@@ -32,7 +30,7 @@ suite('chunk', () => {
   });
 
   it('pads the remainder at a segment-end, then forwards the segment-end', () => {
-    scheduler().run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       const input = cold('-a---b---S---|', {
         a: mono([1, 2, 3, 4, 5], 0),
         b: mono([6], 5 / RATE),
@@ -47,7 +45,7 @@ suite('chunk', () => {
   });
 
   it('emits no padded chunk for a segment that is an exact multiple of size', () => {
-    scheduler().run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       const input = cold('-a-b---S-|', {
         a: mono([1, 2, 3], 0),
         b: mono([4, 5, 6, 7, 8], 3 / RATE),
@@ -62,7 +60,7 @@ suite('chunk', () => {
   });
 
   it('drops the remainder on flush and forwards the flush at once', () => {
-    scheduler().run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       const input = cold('-a-F-b-S---|', {
         a: mono([1, 2, 3], 0),
         F: flush('barge-in'),
@@ -78,7 +76,7 @@ suite('chunk', () => {
   });
 
   it('passes idle ticks and other events through in order', () => {
-    scheduler().run(({ hot, expectObservable }) => {
+    testScheduler().run(({ hot, expectObservable }) => {
       const input = hot('-i-a-i-b-S---i-|', {
         i: idleTick(0, 0),
         a: mono([1, 2, 3], 1),

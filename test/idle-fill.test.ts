@@ -55,6 +55,23 @@ describe('idleFill', () => {
     expect(budget.queued).toBeCloseTo(0.08);
   });
 
+  it('holds the idle clock only while subscribed: let go when the input completes, or when the output is unsubscribed', () => {
+    testScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
+      const ticks = hot<IdleTick>('-t-t-t-t-t-t-', { t: tick(0) });
+      const input = hot<PipelineEvent>('--a--S--|', { a: a0, S: segmentEnd(0, 0.2) });
+      expectObservable(input.pipe(idleFill({ ticks }))).toBe('-ia--S-j|', { i: idleTick(0, 0), a: a0, S: segmentEnd(0, 0.2), j: idleTick(1, 0) });
+      expectSubscriptions(ticks.subscriptions).toBe('^-------!');
+      expectSubscriptions(input.subscriptions).toBe('^-------!');
+    });
+    testScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
+      const ticks = hot<IdleTick>('-t-t-t-t-t-t-', { t: tick(0) });
+      const input = hot<PipelineEvent>('--a----------', { a: a0 });
+      expectObservable(input.pipe(idleFill({ ticks })), '^----!').toBe('-ia', { i: idleTick(0, 0), a: a0 });
+      expectSubscriptions(ticks.subscriptions).toBe('^----!');
+      expectSubscriptions(input.subscriptions).toBe('^----!');
+    });
+  });
+
   it('idleTicks ticks at the frame rate on the given scheduler', () => {
     const scheduler = testScheduler();
     scheduler.run(({ expectObservable }) => {

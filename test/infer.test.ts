@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import onnxProto from 'onnx-proto';
 import { pino } from 'pino';
 import { defer, EMPTY, tap, firstValueFrom, from, lastValueFrom, Subject, toArray, type Observable } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
+import type { TestScheduler } from 'rxjs/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../src/errors.ts';
 import {
@@ -23,6 +23,7 @@ import { expectedMouthOpening, measureMouthOpening } from '../src/models/demo-fa
 import type { FrameRenderer } from '../src/models/frame-renderer.ts';
 import { infer, inferElement, inferParams } from '../src/operators/infer.ts';
 import type { Caps, PipelineContext } from '../src/pipelines/element.ts';
+import { testScheduler } from './helpers/marbles.ts';
 
 // ---------------------------------------------------------------------------------------------
 // The operator, with a fake renderer on virtual time: render(input) takes `delays[input.pts]`
@@ -46,7 +47,7 @@ type Helpers = Parameters<Parameters<TestScheduler['run']>[0]>[0];
 
 /** Runs `body` on virtual time (flushing at the end) and returns the fake renderer for inspection. */
 function harness(body: (helpers: Helpers, fake: FakeRenderer) => void): FakeRenderer {
-  const scheduler = new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
+  const scheduler = testScheduler();
   let fake: FakeRenderer | undefined;
   scheduler.run((helpers) => {
     fake = new FakeRenderer(helpers.cold);

@@ -77,6 +77,23 @@ describe('pairWithAudio', () => {
     });
   });
 
+  it('holds the source audio only while subscribed: let go when the frames complete, or when the output is unsubscribed', () => {
+    testScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
+      const src = hot<PipelineEvent>('-a--------', { a: audio(ramp(0, 4), SR, 2, 0, 0) });
+      const vid = hot<PipelineEvent>('--x--|', { x: video(0, 0) });
+      expectObservable(vid.pipe(pairWithAudio(src, { fps: 25 }))).toBe('--x--|', { x: av(video(0, 0), ramp(0, 4), 0) });
+      expectSubscriptions(src.subscriptions).toBe('^----!');
+      expectSubscriptions(vid.subscriptions).toBe('^----!');
+    });
+    testScheduler().run(({ hot, expectObservable, expectSubscriptions }) => {
+      const src = hot<PipelineEvent>('-a--------', { a: audio(ramp(0, 4), SR, 2, 0, 0) });
+      const vid = hot<PipelineEvent>('--x-------', { x: video(0, 0) });
+      expectObservable(vid.pipe(pairWithAudio(src, { fps: 25 })), '^---!').toBe('--x', { x: av(video(0, 0), ramp(0, 4), 0) });
+      expectSubscriptions(src.subscriptions).toBe('^---!');
+      expectSubscriptions(vid.subscriptions).toBe('^---!');
+    });
+  });
+
   it('reports audio that no frame took', () => {
     const unpaired: Array<[number, number]> = [];
     testScheduler().run(({ hot, expectObservable }) => {

@@ -1,9 +1,9 @@
 import { from, lastValueFrom, map, toArray } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
 import { describe as suite, expect, it } from 'vitest';
 import { InputError, PipelineSpecError } from '../src/errors.ts';
 import { audio, chunkFrames, flush, idleTick, segmentEnd, type AudioChunk, type PipelineEvent } from '../src/events.ts';
 import { resample, resampleElement, type ResampleOptions } from '../src/operators/resample.ts';
+import { testScheduler } from './helpers/marbles.ts';
 
 const run = (events: PipelineEvent[], options: ResampleOptions = {}): Promise<PipelineEvent[]> =>
   lastValueFrom(from(events).pipe(resample(options), toArray()));
@@ -205,7 +205,7 @@ suite('resample: signal', () => {
 
 suite('resample: stream', () => {
   it('sends the tail before the segment-end it belongs to', () => {
-    new TestScheduler((actual, expected) => expect(actual).toEqual(expected)).run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       // 441 samples = 10 ms at 44.1 kHz = 160 samples at 16 kHz; the filter looks 56 samples ahead.
       const input = cold('-a-b-i-S---|', {
         a: audio(new Float32Array(441), 44100, 1, 0, 0),
@@ -224,7 +224,7 @@ suite('resample: stream', () => {
   });
 
   it('drops its state on flush, forwards the flush at once, and starts afresh', () => {
-    new TestScheduler((actual, expected) => expect(actual).toEqual(expected)).run(({ hot, expectObservable }) => {
+    testScheduler().run(({ hot, expectObservable }) => {
       const input = hot('-a-F-b-S---|', {
         a: audio(new Float32Array(480), 48000, 1, 0, 0),
         F: flush('barge-in'),

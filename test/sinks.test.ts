@@ -1,11 +1,10 @@
 import { EMPTY, from, lastValueFrom, map } from 'rxjs';
-import { TestScheduler } from 'rxjs/testing';
 import { describe, expect, it } from 'vitest';
 import { audio, flush, segmentEnd, type PipelineEvent } from '../src/events.ts';
 import { AudioBudget } from '../src/flow/audio-budget.ts';
 import { rootLogger } from '../src/log.ts';
-import { collect } from '../src/sinks/collect.ts';
 import { nullSink } from '../src/sinks/null.ts';
+import { testScheduler } from './helpers/marbles.ts';
 import { avFrame, syntheticAv } from './synthetic-av.ts';
 
 const spec = { fps: 25, width: 4, height: 4, sampleRate: 16000, channels: 1 };
@@ -13,8 +12,6 @@ const picture = [new Uint8Array(4 * 4 * 4)];
 const av = (i: number) => avFrame(i, spec, picture);
 
 const context = (budget: AudioBudget) => ({ fps: 25, budget, sourceEvents: EMPTY, log: rootLogger });
-
-const marbles = () => new TestScheduler((actual, expected) => expect(actual).toEqual(expected));
 
 describe('null sink', () => {
   it('accepts av only', () => {
@@ -24,7 +21,7 @@ describe('null sink', () => {
   });
 
   it('reports progress per av frame, releases each frame\'s audio and resets the budget on flush', () => {
-    marbles().run(({ cold, expectObservable }) => {
+    testScheduler().run(({ cold, expectObservable }) => {
       const budget = new AudioBudget(10);
       void budget.reserve(0.2);
       const input = cold<PipelineEvent>('-a-b-s-f-c|', { a: av(0), b: av(1), s: segmentEnd(0, 0.08), f: flush('stop'), c: av(2) });
@@ -48,19 +45,5 @@ describe('null sink', () => {
     const last = await lastValueFrom(nullSink.create({}, context(budget))(syntheticAv({ seconds: 2, width: 8, height: 8, sampleRate: 44100, channels: 2, budget })));
     expect(last).toEqual({ frames: 50, seconds: 2 });
     expect(budget.queued).toBeCloseTo(0, 9);
-  });
-});
-
-describe('collect sink', () => {
-  it('keeps every event in order and counts av frames', () => {
-    marbles().run(({ cold, expectObservable, flush: run }) => {
-      const budget = new AudioBudget(10);
-      const events = { p: audio(new Float32Array(640), 16000, 1, 0, 0), a: av(0), s: segmentEnd(0, 0.04), f: flush('stop'), b: av(1) };
-      const collector = collect(context(budget));
-      const out = collector.sink(cold<PipelineEvent>('pa-sfb|', events)).pipe(map((p) => p.frames));
-      expectObservable(out).toBe('-x---y|', { x: 1, y: 2 });
-      run();
-      expect(collector.events).toEqual([events.p, events.a, events.s, events.f, events.b]);
-    });
   });
 });

@@ -1,5 +1,5 @@
 /**
- * scale: resizes video frames to the output size (AVATAR_WIDTH x AVATAR_HEIGHT), bilinear, RGBA,
+ * scale: resizes video frames to the output size (`width` x `height`), bilinear, RGBA,
  * keeping the aspect ratio and letterboxing with `background` (GStreamer's videoscale + add-borders).
  *
  * ```

@@ -7,7 +7,7 @@ export const acceptsAv = (caps: Caps): string | null => {
     case 'av':
       return null;
     case 'video':
-      return `needs av frames (video zipped with its audio), got video alone (${caps.width}x${caps.height}); add a zip with the source audio before the sink`;
+      return `needs av frames (video zipped with its audio), got video alone (${caps.width}x${caps.height}); add a pair element (it zips each frame with its source audio) before the sink`;
     case 'audio':
       return `needs av frames (video zipped with its audio), got audio alone (${caps.sampleRate ?? 'any'} Hz, ${caps.channels ?? 'any'} channels); render video from it first`;
   }

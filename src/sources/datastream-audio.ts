@@ -31,7 +31,8 @@
  *   No segment-end follows a cleared segment: the flush ends it. Other callers get "reject".
  * - A stream whose end never comes cannot wedge the ones after it: once a newer stream has arrived,
  *   the old one ends as soon as it has no data for `supersedeGraceMs` (default 250 ms); a stream with
- *   no data for `idleTimeoutMs` (default 10 s) ends too. Both warn and emit the segment-end.
+ *   no data for `idleTimeoutMs` (default 10 s) ends too. Both warn and emit the segment-end. Time (these
+ *   timeouts and pts) comes from `ctx.scheduler` (default RxJS's asyncScheduler).
  * - Pending streams are bounded by `maxPendingStreams` (default 8; strategy: drop the newest, answered,
  *   with a warning). The agent sends one segment at a time, so more than one or two pending means trouble.
  * - The byte-stream handler and the RPC method are registered on this room's local participant when
@@ -39,7 +40,7 @@
  * - Completes when the room disconnects.
  */
 import { type ByteStreamReader, type Room, RoomEvent } from '@livekit/rtc-node';
-import { asyncScheduler, Observable } from 'rxjs';
+import { asyncScheduler, Observable, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import { InputError } from '../errors.ts';
 import { audio, flush, segmentEnd, type PipelineEvent } from '../events.ts';
@@ -146,17 +147,17 @@ export function dataStreamAudio(options: DataStreamAudioOptions, ctx: Pick<Pipel
 
     const readNext = (s: Stream, it: AsyncIterator<Uint8Array>): Promise<Read> =>
       new Promise<Read>((resolve) => {
-        let timer: ReturnType<typeof setTimeout> | undefined;
+        let timer: Subscription | undefined;
         const settle = (r: Read): void => {
-          clearTimeout(timer);
+          timer?.unsubscribe();
           s.wake = undefined;
           resolve(r);
         };
         const arm = (): void => {
           if (s.cancelled) return settle({ kind: 'cancelled' });
-          clearTimeout(timer);
+          timer?.unsubscribe();
           const superseded = s.superseded;
-          timer = setTimeout(() => settle({ kind: 'timeout', superseded }), superseded ? graceMs : idleTimeoutMs);
+          timer = scheduler.schedule(() => settle({ kind: 'timeout', superseded }), superseded ? graceMs : idleTimeoutMs);
         };
         s.wake = arm;
         arm();
