@@ -62,6 +62,12 @@ export interface AvFrame {
 export interface Flush {
   readonly type: 'flush';
   readonly reason: string;
+  /**
+   * Which interruption, numbered by the source that makes it (1, 2, 3, ... per run; 0 for one made by hand). A sink
+   * that also watches the source's own events sees a flush twice, there and through the elements: the id tells the
+   * copy from a new interruption.
+   */
+  readonly id: number;
 }
 
 export type PipelineEvent = AudioChunk | SegmentEnd | IdleTick | VideoFrame | AvFrame | Flush;
@@ -92,5 +98,5 @@ export const segmentEnd = (segment: number, pts: number): SegmentEnd => ({ type:
 
 export const idleTick = (index: number, pts: number): IdleTick => ({ type: 'idle', index, pts });
 
-export const flush = (reason: string): Flush => ({ type: 'flush', reason });
+export const flush = (reason: string, id = 0): Flush => ({ type: 'flush', reason, id });
 

@@ -50,15 +50,11 @@ export { pairWithAudio, pairElement, type AudioFormat, type PairOptions } from '
 
 export { mp4File } from './sinks/mp4-file.ts';
 export { consume, nullSink } from './sinks/null.ts';
-export {
-  publishToRoom,
-  roomPublisherElement,
-  type PublisherEvent,
-  type PublisherMetrics,
-  type ResampleQuality,
-  type RoomPublisherOptions,
-  type RoomPublisherResource,
-} from './sinks/room-publisher.ts';
+export { publishAv, type AvPublisherOptions, type PublisherEvent, type PublisherMetrics } from './sinks/av-publisher.ts';
+export { publishToRoom, roomPublisherElement, type RoomPublisherOptions, type RoomPublisherResource } from './sinks/room-publisher.ts';
+export type { AudioPiece, AvOutput, AvOutputOpener } from './livekit/av-output.ts';
+export { rtcAvOutput, type ResampleQuality, type RtcAvOutputOptions } from './livekit/rtc-av-output.ts';
+export { PlaybackTracker, type PlaybackEvent } from './livekit/playback-tracker.ts';
 
 export type { Caps, Element, EventOperator, OperatorElement, PipelineContext, SinkElement, SinkProgress, SourceElement } from './pipelines/element.ts';
 export { parseParams } from './pipelines/params.ts';

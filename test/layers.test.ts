@@ -17,8 +17,10 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const LAYERS: ReadonlyArray<readonly string[]> = [
   // the event union, errors, logging: used everywhere
   ['errors.ts', 'log.ts', 'events.ts'],
-  // leaf helpers: signal processing, the audio budget, ffmpeg, LiveKit protocol and playback bookkeeping
-  ['dsp/', 'flow/', 'media/', 'livekit/'],
+  // leaf helpers: signal processing, the audio budget, ffmpeg
+  ['dsp/', 'flow/', 'media/'],
+  // LiveKit: protocol names, tokens, playback bookkeeping, the rtc-node output
+  ['livekit/'],
   // model runners (ONNX worker threads, cache, server), the renderer interface and the demo face
   ['models/'],
   // the SyncTalk runtime (bundle, mel, windows, renderer)

@@ -21,7 +21,7 @@ import { join } from 'node:path';
 import { AudioFrame } from '@livekit/rtc-node';
 import { tts, type APIConnectOptions } from '@livekit/agents';
 import { InputError } from '../errors.ts';
-import { floatToS16 } from '../sinks/room-publisher.ts';
+import { floatToS16 } from '../dsp/pcm.ts';
 import { readWav } from '../sources/wav-reader.ts';
 
 export interface EspeakOptions {

@@ -28,7 +28,7 @@
 import { BehaviorSubject, defer, interval, map, type Observable, type SchedulerLike } from 'rxjs';
 import type { AudioBudget } from '../flow/audio-budget.ts';
 import type { Logger } from '../log.ts';
-import type { PublisherEvent, PublisherMetrics } from '../sinks/room-publisher.ts';
+import type { PublisherEvent, PublisherMetrics } from '../sinks/av-publisher.ts';
 
 export interface SessionMetrics {
   readonly budgetQueuedSeconds: number;

@@ -135,6 +135,8 @@ export function dataStreamAudio(options: DataStreamAudioOptions, ctx: Pick<Pipel
     /** pts (s) where the audio emitted so far ends. */
     let cursor = 0;
     let nextSegment = 0;
+    /** Flushes emitted (their ids: 1, 2, 3, ...). */
+    let flushes = 0;
     let stopped = false;
     let current: Stream | null = null;
     const pending: Stream[] = [];
@@ -267,7 +269,7 @@ export function dataStreamAudio(options: DataStreamAudioOptions, ctx: Pick<Pipel
       }
       const dropped = current === null ? pending.splice(0) : [current, ...pending.splice(0)];
       dropped.forEach(cancel);
-      subscriber.next(flush(RPC_CLEAR_BUFFER));
+      subscriber.next(flush(RPC_CLEAR_BUFFER, ++flushes));
       for (const s of dropped) unplayed(s.segment);
       return 'ok';
     });

@@ -14,7 +14,8 @@ import { PlaybackNotifier } from '../../src/livekit/playback-notifier.ts';
 import { avatarToken, participantToken } from '../../src/livekit/tokens.ts';
 import type { Logger } from '../../src/log.ts';
 import { pairWithAudio } from '../../src/operators/pair.ts';
-import { publishToRoom, type PublisherEvent, type RoomPublisherOptions } from '../../src/sinks/room-publisher.ts';
+import type { PublisherEvent } from '../../src/sinks/av-publisher.ts';
+import { publishToRoom, type RoomPublisherOptions } from '../../src/sinks/room-publisher.ts';
 import { dataStreamAudio, type DataStreamAudioOptions } from '../../src/sources/datastream-audio.ts';
 
 /** Starts the server, or fails (never skips) with how to install it. */

@@ -10,7 +10,8 @@ import { describe, expect, it } from 'vitest';
 import { audio, segmentEnd, type AvFrame, type PipelineEvent } from '../../src/events.ts';
 import { AudioBudget } from '../../src/flow/audio-budget.ts';
 import { rootLogger } from '../../src/log.ts';
-import { publishToRoom, type PublisherEvent, type PublisherMetrics } from '../../src/sinks/room-publisher.ts';
+import type { PublisherEvent, PublisherMetrics } from '../../src/sinks/av-publisher.ts';
+import { publishToRoom } from '../../src/sinks/room-publisher.ts';
 import { liveRooms, sleep, waitFor } from './helpers.ts';
 
 const log = rootLogger.child({ test: 'idle-preemption' }, { level: 'warn' });

@@ -6,7 +6,7 @@
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { PlaybackAnswers } from '../../src/livekit/playback-answers.ts';
-import { mixChannels } from '../../src/sinks/room-publisher.ts';
+import { mixChannels } from '../../src/dsp/pcm.ts';
 import { parseStreamFormat } from '../../src/sources/datastream-audio.ts';
 
 const quiet = pino({ level: 'silent' });

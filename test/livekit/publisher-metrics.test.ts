@@ -8,7 +8,7 @@ import type { Room } from '@livekit/rtc-node';
 import { pino } from 'pino';
 import { describe, expect, it } from 'vitest';
 import { AUDIO_STREAM_TOPIC } from '../../src/livekit/protocol.ts';
-import type { PublisherEvent } from '../../src/sinks/room-publisher.ts';
+import type { PublisherEvent } from '../../src/sinks/av-publisher.ts';
 import { liveRooms, sineS16, sleep, startSyntheticAvatar, waitFor } from './helpers.ts';
 
 const log = pino({ level: 'silent' });

@@ -7,7 +7,7 @@ import { map, take } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import { AudioBudget } from '../../src/flow/audio-budget.ts';
 import { logSessionMetrics, SessionMetricsRecorder } from '../../src/metrics/session-metrics.ts';
-import type { PublisherMetrics } from '../../src/sinks/room-publisher.ts';
+import type { PublisherMetrics } from '../../src/sinks/av-publisher.ts';
 import { testScheduler } from '../helpers/marbles.ts';
 
 const progress = (frames: number, extra: Partial<PublisherMetrics> = {}): PublisherMetrics => ({ frames, seconds: frames * 0.04, queued: 1, dropped: 0, preempted: 0, avOffsetMs: -40, skipped: 0, ...extra });
