@@ -98,7 +98,7 @@ const scaleParams = z
   .object({
     width: z.number().int().min(2).max(7680).describe('output width in pixels'),
     height: z.number().int().min(2).max(4320).describe('output height in pixels'),
-    background: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]).default([0, 0, 0, 255]).describe('RGBA of the letterbox bars (default opaque black)'),
+    background: z.tuple([z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255), z.number().int().min(0).max(255)]).default([0, 0, 0, 255]).describe('RGBA of the letterbox bars (default 0, 0, 0, 255: opaque black)'),
   })
   .strict();
 
