@@ -7,7 +7,7 @@
  * operator, and the installed bin rendering the demo.
  */
 import { execFile, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -156,4 +156,28 @@ describe('the installed avatar worker (what the container recipe runs)', () => {
       await server.stop();
     }
   }, 180_000);
+});
+
+describe('the container recipes (deploy/)', () => {
+  const recipes = ['deploy/avatar-worker.Containerfile', 'deploy/agent-worker.Containerfile'];
+
+  it('copy only paths that exist in the build context, and run executable scripts', () => {
+    for (const recipe of recipes) {
+      const copies = readFileSync(join(ROOT, recipe), 'utf8')
+        .split('\n')
+        .filter((l) => l.startsWith('COPY ') && !l.includes('--from='))
+        .flatMap((l) => l.split(/\s+/).slice(1, -1));
+      expect(copies.length, recipe).toBeGreaterThan(5);
+      for (const path of copies) expect(existsSync(join(ROOT, path)), `${recipe}: COPY ${path}`).toBe(true);
+    }
+    for (const script of ['deploy/install-package.sh', 'scripts/install-cuda-provider.sh']) {
+      expect(statSync(join(ROOT, script)).mode & 0o111, `${script} is executable`).not.toBe(0);
+    }
+  });
+
+  it('compose.yaml builds its images from these recipes', () => {
+    const compose = readFileSync(join(ROOT, 'deploy', 'compose.yaml'), 'utf8');
+    for (const m of compose.matchAll(/dockerfile: (\S+)/g)) expect(recipes).toContain(m[1]);
+    expect([...compose.matchAll(/dockerfile: (\S+)/g)].length).toBe(2);
+  });
 });
