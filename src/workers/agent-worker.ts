@@ -16,7 +16,7 @@
  * - SYNCTALK_AGENT_INSTRUCTIONS: the model's instructions (default: a short-answers voice assistant).
  * - SYNCTALK_AGENT_LINES: the scripted agent's lines, separated by '|' (default: two demo lines).
  * - SYNCTALK_AGENT_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8081; 0: any free port; the avatar
- *   worker needs a different one).
+ *   worker needs a different one); `GET /metrics` there is Prometheus text (docs/metrics.md).
  * - SYNCTALK_AGENT_MAX_JOBS: rooms served at once (default 8). The worker counts its own live jobs
  *   (workers/live-sessions.ts) and reports live / this × the server's target load, not the machine's CPU
  *   use (agents-js's default): a conversation costs this worker little CPU, and on a busy machine the
@@ -40,6 +40,8 @@ import { geminiModels, geminiSettingsFromEnv } from '../agent/gemini.ts';
 import { speakLines } from '../agent/scripted-agent.ts';
 import { InputError, isInputError } from '../errors.ts';
 import { rootLogger } from '../log.ts';
+import type { WorkerMetricSet } from '../metrics/prometheus.ts';
+import { serveWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { checkServerCredentials } from './check-credentials.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
 
@@ -76,14 +78,19 @@ export function scriptedLinesFromEnv(env: NodeJS.ProcessEnv): string[] {
 /** The main process's count of its live jobs (set before the worker starts). */
 let sessions: LiveSessions | undefined;
 
+/** The main process's Prometheus metrics (set before the worker starts). */
+let metrics: WorkerMetricSet | undefined;
+
 /** Takes every room (as agents-js's default does) unless the worker is full. */
 async function requestFunc(req: JobRequest): Promise<void> {
   if (sessions?.full()) {
     rootLogger.info({ job: req.id, room: req.room?.name, live: sessions.live }, 'job rejected: the worker is full (SYNCTALK_AGENT_MAX_JOBS)');
+    metrics?.jobs.inc({ outcome: 'rejected_full' });
     await req.reject();
     return;
   }
   sessions?.accepted(req.id);
+  metrics?.jobs.inc({ outcome: 'accepted' });
   await req.accept();
 }
 
@@ -153,6 +160,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     sessions = live;
     process.on('exit', () => rmSync(sessionSocket, { force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
+    metrics = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });
     cli.runApp(
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),

@@ -25,7 +25,8 @@
  * - SYNCTALK_PIPELINE: a pipeline spec file (default: src/pipelines/presets/live-demo.json).
  * - SYNCTALK_BUNDLE: a SyncTalk avatar bundle folder (docs/synctalk-bundle.md) to render with instead of the
  *   spec's model (every `infer` operator's `model`).
- * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082; 0: any free port).
+ * - SYNCTALK_AVATAR_HTTP_PORT: the worker's health endpoint on 127.0.0.1 (default 8082; 0: any free port);
+ *   `GET /metrics` there is Prometheus text (docs/metrics.md).
  * - SYNCTALK_AVATAR_IDLE_PROCESSES: job processes kept warm, at least 1 (default: agents-js's, 0 in dev, up to 4 in start).
  * - SYNCTALK_AVATAR_MAX_JOBS: sessions this worker serves at once (default 4). The worker counts its own
  *   live sessions (workers/live-sessions.ts) and reports live / this × the server's target load, so the
@@ -34,6 +35,8 @@
  * - SYNCTALK_SERVER_TARGET_LOAD: livekit-server's `agents.target_load` (default 0.7, the server's default).
  * - SYNCTALK_AVATAR_MAX_BATCH: frames per model run at most, from all rooms together (default 16; 1: no
  *   batching). Applies to graphs that can batch: the demo face and SyncTalk bundles (format 2).
+ * - SYNCTALK_METRICS_SOCKET: set by the worker for its job processes (metrics/metrics-relay.ts): their figures
+ *   reach `GET /metrics` on the health port (Prometheus text, names in docs/metrics.md).
  * - SYNCTALK_MODEL_SOCKET: set by the worker for its job processes (the model server's socket); a job
  *   process without it loads its models itself.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
@@ -52,6 +55,8 @@ import { rootLogger } from '../log.ts';
 import { ModelCache, type ModelSource, processModels } from '../models/model-cache.ts';
 import { privateSocketPath, serveModels } from '../models/model-server.ts';
 import { RemoteModels } from '../models/remote-models.ts';
+import { recordModelRun, type WorkerMetricSet } from '../metrics/prometheus.ts';
+import { jobMetrics, serveWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
 import { checkServerCredentials } from './check-credentials.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
@@ -72,10 +77,14 @@ const modelsOfThisProcess = (): ModelSource => {
 /** The main process's count of its live sessions (set before the worker starts). */
 let sessions: LiveSessions | undefined;
 
+/** The main process's Prometheus metrics (set before the worker starts). */
+let metrics: WorkerMetricSet | undefined;
+
 /** Accepts a dispatch as the avatar it names, speaking for the agent it names, unless the worker is full. */
 async function requestFunc(req: JobRequest): Promise<void> {
   if (sessions?.full()) {
     log.info({ job: req.id, room: req.room?.name, live: sessions.live }, 'job rejected: the worker is full (SYNCTALK_AVATAR_MAX_JOBS)');
+    metrics?.jobs.inc({ outcome: 'rejected_full' });
     await req.reject();
     return;
   }
@@ -84,11 +93,13 @@ async function requestFunc(req: JobRequest): Promise<void> {
     meta = parseAvatarDispatchMetadata(req.job.metadata);
   } catch (e) {
     log.error({ job: req.id, room: req.room?.name }, `job rejected: ${(e as Error).message}`);
+    metrics?.jobs.inc({ outcome: 'rejected_metadata' });
     await req.reject();
     return;
   }
   // counted from now: req.accept() resolves only once the job process has started
   sessions?.accepted(req.id);
+  metrics?.jobs.inc({ outcome: 'accepted' });
   await req.accept('avatar', meta.avatarIdentity, '', { [ATTRIBUTE_PUBLISH_ON_BEHALF]: meta.agentIdentity });
 }
 
@@ -103,17 +114,22 @@ async function entry(ctx: JobContext): Promise<void> {
   });
   const specPath = process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET;
   const bundle = process.env.SYNCTALK_BUNDLE;
+  const prometheus = await jobMetrics(log);
+  ctx.addShutdownCallback(() => prometheus.close());
   const session = await startAvatarSession({
     room: ctx.room,
     agentIdentity: meta.agentIdentity,
     pipeline: bundle ? (withInferModel(await readSpec(specPath), bundle) as object) : specPath,
     log: rootLogger.child({ job: ctx.job.id }),
     models: modelsOfThisProcess(),
+    onRender: prometheus.render,
   });
+  prometheus.follow(session.metrics, ctx.room.name ?? ctx.job.room?.name ?? '');
   ctx.addShutdownCallback(async () => {
     await session.close();
   });
   const end = await session.ended;
+  prometheus.ended(end.reason);
   release();
   ctx.shutdown(`avatar session ended: ${end.reason}`);
 }
@@ -168,8 +184,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     sessions = live;
     process.on('exit', () => rmSync(sessionSocket, { force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
+    const prometheus = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log });
+    metrics = prometheus;
     const socket = privateSocketPath();
-    await serveModels({ path: socket, models: new ModelCache(maxBatch === undefined ? {} : { maxBatch }), log });
+    await serveModels({ path: socket, models: new ModelCache({ ...(maxBatch === undefined ? {} : { maxBatch }), onRun: (path, run) => recordModelRun(prometheus, path, run) }), log });
     process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET, maxJobs, targetLoad }, 'avatar worker');
