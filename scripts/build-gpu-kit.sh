@@ -14,7 +14,7 @@
 #          (scripts/gpu-kit/keep-sm90.py), xz-compressed.
 #
 # Needs here: the project's npm install, /usr/bin/python3 with Debian's torch (the exporter; the GPU machine's newer
-# torch would export a different graph), pip (PyPI), apt-get (Debian's archive), xz, strip. About 5 minutes.
+# torch would export a different graph), pip (PyPI), apt-get (Debian's archive), xz, strip. 5 to 15 minutes (two 512x512 exports, xz -9).
 # Environment: GPU_KIT_SIZE (default 512), GPU_KIT_SM (default 90), GPU_KIT_DIR (default .gpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
