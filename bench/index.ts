@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   add('SyncTalk render.onnx at 128x128, head: exact schedule / fixed-16 (--samples 16)', `${marching.headExactMs.toFixed(0)} / ${marching.headFixedMs.toFixed(0)} ms`);
   add('exact render graph / fixed-16 graph time (128x128, head)', `${(marching.headExactMs / marching.headFixedMs).toFixed(2)}`, '<= 1.15');
   add('SyncTalk render.onnx at 128x128, portrait: exact schedule / fixed-16', `${marching.portraitExactMs.toFixed(0)} / ${marching.portraitFixedMs.toFixed(0)} ms`);
-  add('exact render graph / fixed-16 graph time (128x128, portrait: + unmasked rays, they count in n_alive)', `${(marching.portraitExactMs / marching.portraitFixedMs).toFixed(2)}`);
+  add('exact render graph / fixed-16 graph time (128x128, portrait: + densities of the rays outside every mask, they count in n_alive)', `${(marching.portraitExactMs / marching.portraitFixedMs).toFixed(2)}`);
 
   const rooms = await syncTalkRoomsThroughput(64, 4);
   add('SyncTalk, 4 rooms sharing one 64x64 bundle: frames/s unbatched (cpu, 1 thread)', `${rooms.unbatchedFps.toFixed(1)} fps`);

@@ -232,7 +232,7 @@ export interface SyncTalkMarchingCost {
   readonly headExactMs: number;
   /** The same with a fixed 16 samples per ray (`--samples 16`). */
   readonly headFixedMs: number;
-  /** Portrait mode, SyncTalk's schedule (its ray set also holds the unmasked rays: they count in n_alive). */
+  /** Portrait mode, SyncTalk's schedule (also the densities of the rays outside every mask: they count in n_alive). */
   readonly portraitExactMs: number;
   /** Portrait mode, `--samples 16` (ray set cut to the face masks). */
   readonly portraitFixedMs: number;

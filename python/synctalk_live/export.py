@@ -63,20 +63,25 @@ def _io(name, tensor):
 
 
 def ray_pixels(sd, data, mode, samples=None):
-    """The static ray set of render.onnx, [H*W] bool: pixels whose ray may take an occupied sample under some track
-    pose (`marcher.visible_pixels`). With a fixed sample count (`samples`), in portrait mode only those also under
-    the face mask of some track frame (mask 0 shows the original frame); SyncTalk's schedule needs them all (every
-    ray that takes a sample counts in the alive counts). At least one pixel (a graph of zero rays would have empty
-    tensors)."""
+    """The static ray sets of render.onnx, two [H*W] bool: the pixels whose ray may take an occupied sample under
+    some track pose (`marcher.visible_pixels`) and is seen, and the hidden ones. In portrait mode a ray outside the
+    face mask of every track frame is not seen (mask 0 shows the original frame): with SyncTalk's schedule it is
+    hidden (it still counts in the alive counts, so its densities are evaluated), with a fixed sample count
+    (`samples`) it is left out. At least one seen pixel (a graph of zero rays would have empty tensors)."""
     rays = visible_pixels(unpack_bitfield(sd['density_bitfield']), data.poses, data.height, data.width,
                           data.intrinsics)
-    if mode == 'portrait' and samples is not None:
+    hidden = torch.zeros_like(rays)
+    if mode == 'portrait':
         union = np.zeros(data.height * data.width, dtype=bool)
         for i in range(len(data)):
             union |= data.mask_u8(i).reshape(-1) > 0
+        if samples is None:
+            hidden = rays & ~torch.from_numpy(union)
         rays &= torch.from_numpy(union)
-    rays[0] |= not bool(rays.any())
-    return rays
+    if not bool(rays.any()):
+        rays[int(hidden.to(torch.uint8).argmax())] = True
+        hidden &= ~rays
+    return rays, hidden
 
 
 def _png(arr, path):
@@ -108,10 +113,10 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
 
     marching = 'SyncTalk schedule' if samples is None else f'{samples} samples/ray (fixed)'
     log(f'render graph {w}x{h}, {marching}, mode {mode}{" (au45)" if au45 else ""}')
-    rays = ray_pixels(sd, data, mode, samples)
-    log(f'{int(rays.sum())} of {h * w} pixels need a ray')
+    rays, hidden = ray_pixels(sd, data, mode, samples)
+    log(f'{int(rays.sum())} of {h * w} pixels need a ray, {int(hidden.sum())} more only their densities')
     render = RenderGraph(sd, mode, h, w, data.intrinsics, samples, data.bc_u8().astype(np.float32) / 255.0,
-                         mean_density_torso, rays).eval()
+                         mean_density_torso, rays, hidden).eval()
     # traced with a batch of 2 (a batch of 1 could let the tracer fold the batch axis away)
     pose = torch.from_numpy(np.stack([data.poses[0], data.poses[-1]]))
     args = [('enc_a', torch.zeros(2, 32)), ('eye', torch.zeros(2, eyes.shape[1])), ('pose', pose)]
@@ -148,7 +153,7 @@ def export_bundle(data_dir, workspace, ave_path, out, mode='head', au45=False, c
         'intrinsics': {'fx': data.intrinsics[0], 'fy': data.intrinsics[1], 'cx': data.cx, 'cy': data.cy},
         'mode': mode, 'au45': au45, 'eye_dim': int(eyes.shape[1]), 'frames': len(data),
         'marching': 'synctalk' if samples is None else 'fixed', 'samples': MAX_STEPS if samples is None else samples,
-        'rays': int(rays.sum()),
+        'rays': int(rays.sum()), 'hidden_rays': int(hidden.sum()),
         'audio': {'sample_rate': 16000, 'mel_bins': 80, 'mel_window': 16, 'mel_hop': 200,
                   'attention': {'before': ATT_BEFORE, 'after': ATT_AFTER, 'pad': 'zeros'},
                   'feature_offset': 2},

@@ -121,12 +121,23 @@ def per_frame(x, v, rows, width):
     return (x.reshape(-1, rows, width) * v[:, None, :]).reshape(-1, width)
 
 
-def head_samples(net, eye_dim, enc_x, d, enc_a, eye, rows, like):
-    """HeadNet.forward for the samples of B frames (frame r owns sample rows r * rows ...): enc_x [B*rows, 36],
-    d [B*rows, 3], enc_a [B, 32], eye [B, eye_dim], like [B*rows, 1] any bool -> sigma [B*rows], rgb [B*rows, 3]."""
+def sigma_hidden(net, eye_dim, enc_x, enc_a, eye, rows):
+    """The sigma net's last hidden layer [B*rows, 64] for the samples of B frames (frame r owns sample rows
+    r * rows ...): enc_x [B*rows, 36], enc_a [B, 32], eye [B, eye_dim]."""
     enc_w = per_frame(mlp(enc_x, list(net.aud_ch_att)), enc_a, rows, 32)
     e = per_frame(mlp(enc_x, list(net.eye_att)), eye, rows, eye_dim)
-    h = mlp(torch.cat([enc_x, enc_w, e], dim=-1), list(net.sigma))
+    return torch.relu(mlp(torch.cat([enc_x, enc_w, e], dim=-1), list(net.sigma)[:-1]))
+
+
+def head_density(net, eye_dim, enc_x, enc_a, eye, rows):
+    """sigma [B*rows] alone (the sigma net's first output; no geometry features, no colour)."""
+    return torch.exp((sigma_hidden(net, eye_dim, enc_x, enc_a, eye, rows) @ net.sigma[-1][:1].t())[:, 0])
+
+
+def head_samples(net, eye_dim, enc_x, d, enc_a, eye, rows, like):
+    """HeadNet.forward for the samples of B frames: enc_x [B*rows, 36], d [B*rows, 3], enc_a [B, 32],
+    eye [B, eye_dim], like [B*rows, 1] any bool -> sigma [B*rows], rgb [B*rows, 3]."""
+    h = sigma_hidden(net, eye_dim, enc_x, enc_a, eye, rows) @ net.sigma[-1].t()
     sigma = torch.exp(h[:, 0])
     code = batch_rows(like, net.code)
     rgb = torch.sigmoid(mlp(torch.cat([sh_encode(d), h[:, 1:], code], dim=-1), list(net.color))) * 1.002 - 0.001
@@ -162,11 +173,13 @@ class RenderGraph(nn.Module):
     `rays` [H*W] bool (default all): the pixels that get a ray (a static set, e.g. `export.ray_pixels`); every
     other pixel is taken to have no occupied sample, i.e. to show the background (head, torso) or, in portrait
     mode, to have mask 0 (the original frame). The rays' results are placed by one Gather with a constant index.
-    With SyncTalk's schedule (`samples=None`) the ray set must hold every ray that may take a sample, mask or not:
-    they all count in the alive counts. `samples=S`: S samples per ray, no schedule (a speed option).
+    With SyncTalk's schedule (`samples=None`) every ray that may take a sample counts in the alive counts, mask or
+    not: `hidden` [H*W] bool (disjoint from `rays`) are those whose colour nobody sees (portrait: outside every
+    face mask); only their densities are evaluated. `samples=S`: S samples per ray, no schedule (a speed option).
     `march` marches and composites the rays (`schedule.ScheduledMarcher`, the networks as its field)."""
 
-    def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0, rays=None):
+    def __init__(self, sd, mode, height, width, intrinsics, samples, bc, mean_density_torso=0.0, rays=None,
+                 hidden=None):
         super().__init__()
         self.register_buffer('bc', torch.as_tensor(bc).float().reshape(-1, 3))
         self.mode, self.height, self.width, self.samples = mode, height, width, samples
@@ -181,8 +194,15 @@ class RenderGraph(nn.Module):
         slot = torch.arange(height * width) + pix.shape[0]
         slot[pix] = torch.arange(pix.shape[0])
         self.register_buffer('slot', slot)
-        self.register_buffer('dirs', camera_dirs(height, width, intrinsics)[pix])
-        self.marcher = ScheduledMarcher(unpack_bitfield(sd['density_bitfield']), height * width, self.rays, samples)
+        dirs = camera_dirs(height, width, intrinsics)
+        self.register_buffer('dirs', dirs[pix])
+        hidden = torch.zeros(height * width, dtype=torch.bool) if hidden is None else torch.as_tensor(hidden).reshape(-1)
+        if bool((hidden & rays).any()):
+            raise ValueError('a pixel is both a ray and a hidden ray')
+        self.hidden = int(hidden.sum())
+        self.register_buffer('hidden_dirs', dirs[hidden])
+        self.marcher = ScheduledMarcher(unpack_bitfield(sd['density_bitfield']), height * width, self.rays, samples,
+                                        self.hidden)
         if mode == 'torso':
             self.torso = TorsoNet(sd, torso_grid(sd['torso_encoder.embeddings'].float()))
             mask = torso_occupancy(sd, mean_density_torso, height, width)
@@ -192,15 +212,20 @@ class RenderGraph(nn.Module):
             slot[mask] = torch.arange(1, int(mask.sum()) + 1)
             self.register_buffer('torso_slot', slot)
 
+    @staticmethod
+    def camera_rays(dirs, pose):
+        """o [B, 1, 3], d [B, P, 3], near / far [B, P] of the P camera directions `dirs` under pose [B, 4, 4]."""
+        # dirs @ R^T elementwise in a fixed order, as marcher.rotate (every runtime rounds it alike)
+        d = (dirs[None, :, 0:1] * pose[:, None, :3, 0] + dirs[None, :, 1:2] * pose[:, None, :3, 1]
+             + dirs[None, :, 2:3] * pose[:, None, :3, 2])
+        o = pose[:, None, :3, 3]
+        p = dirs.shape[0]
+        near, far = near_far(o.expand(-1, p, -1).reshape(-1, 3), d.reshape(-1, 3))
+        return o, d, near.reshape(-1, p), far.reshape(-1, p)
+
     def march(self, enc_a, eye, pose):
         """wsum [B, P, 1] and the composited head colour [B, P, 3] of the P rays of B frames (ray k of frame r is
         row r * P + k of the flattened rays)."""
-        p = self.rays
-        # dirs @ R^T elementwise in a fixed order, as marcher.rotate (every runtime rounds it alike)
-        d = (self.dirs[None, :, 0:1] * pose[:, None, :3, 0] + self.dirs[None, :, 1:2] * pose[:, None, :3, 1]
-             + self.dirs[None, :, 2:3] * pose[:, None, :3, 2])
-        o = pose[:, None, :3, 3]
-        near, far = near_far(o.expand(-1, p, -1).reshape(-1, 3), d.reshape(-1, 3))
 
         def field(xyz, dirs, rows):
             flat = xyz.reshape(-1, 3)
@@ -208,7 +233,14 @@ class RenderGraph(nn.Module):
                                       rows, flat[:, :1] <= BOUND)
             return sigma.reshape(-1, rows), rgb.reshape(-1, rows, 3)
 
-        wsum, image = self.marcher(o, d, near.reshape(-1, p), far.reshape(-1, p), field)
+        def density(xyz, rows):
+            return head_density(self.head, self.eye_dim, self.grid(xyz.reshape(-1, 3)), enc_a, eye, rows).reshape(-1, rows)
+
+        o, d, near, far = self.camera_rays(self.dirs, pose)
+        hidden = None
+        if self.hidden:
+            hidden = (*self.camera_rays(self.hidden_dirs, pose)[1:], density)
+        wsum, image = self.marcher(o, d, near, far, field, hidden)
         return wsum[:, :, None], image
 
     def forward(self, enc_a, eye, pose, *frames):

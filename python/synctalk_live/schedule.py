@@ -4,7 +4,10 @@
 for B frames of R rays each (o [B, 1, 3], d [B, R, 3], near / far [B, R]); `field(xyz [B, M, 3], dirs [B, M, 3],
 M) -> sigma [B, M], rgb [B, M, 3]` evaluates the networks (twice with the schedule: the first 16 samples of every
 ray, then the extra ones). Every shape but B is static (B is never read: no Shape node). `pixels` is N, the frame's H x W rays
-that SyncTalk marches; the R rays are the ones that may take a sample (the others die in the first iteration).
+that SyncTalk marches; the R rays are the ones that may take a sample and whose colour is seen (the others die in the
+first iteration). `hidden=H`: H more rays that may take a sample but whose colour nobody sees (portrait pixels outside
+every face mask); they count in n_alive, so only their densities are evaluated (`hidden_counts`), never colours or
+samples past 16.
 
 Samples: the first occupied points of the float32 running lattice u_0 = near, u_(k+1) = u_k + DT (one ONNX CumSum;
 the kernel's voxel skip adds DT the same way and lands on the next lattice point, a voxel being at most DT long),
@@ -13,8 +16,9 @@ sample after the other, stop after the sample whose T < 1e-4.
 
 Schedule (`samples=None`, the default): compositing samples 0..15 of every ray gives g_s, "the ray took samples
 0..s-1 and none stopped it", i.e. alive at step s; the alive counts c_s = sum g_s drive SyncTalk's loop, unrolled on
-[B] scalars: s = 1 (the first iteration has all N rays alive: n_step 1), then while s < 16 and c_s > 0:
-n_step = clamp(floor(N / c_s), 1, 8), s += n_step. The rays with g_16 take samples 16 .. s_end - 1 (at most 7):
+[B] scalars (c_s adds the hidden rays' counts): s = 1 (the first iteration has all N rays alive: n_step 1), then
+while s < 16 and c_s > 0: n_step = clamp(floor(N / c_s), 1, 8), s += n_step. The (seen) rays with g_16 take samples
+16 .. s_end - 1 (at most 7):
 they are compacted (TopK on g_16 * (R - r)) into a static buffer of E extra samples, E = max over n = 2..8 of
 min(R, N // n) (n - 1), which bounds (n_step - 1) c_(last step) for every frame. `samples=S`: S samples per ray,
 no schedule (a speed option, not SyncTalk's result).
@@ -56,12 +60,14 @@ def extra_slots(pixels, rays):
 
 
 class ScheduledMarcher(nn.Module):
-    def __init__(self, occ, pixels, rays, samples=None):
+    def __init__(self, occ, pixels, rays, samples=None, hidden=0):
         super().__init__()
+        if hidden and samples is not None:
+            raise ValueError('hidden rays only count in the schedule: a fixed-sample marcher takes none')
         self.register_buffer('occ', occ.reshape(-1).to(torch.uint8))
         self.register_buffer('lattice', torch.arange(LATTICE, dtype=torch.float32))
         self.register_buffer('ray_index', torch.arange(rays, dtype=torch.float32))
-        self.pixels, self.rays, self.samples = pixels, rays, samples
+        self.pixels, self.rays, self.samples, self.hidden = pixels, rays, samples, hidden
         self.base = MAX_STEPS if samples is None else samples
         self.extra = extra_slots(pixels, rays) if samples is None else 0
         self.compact = max(1, min(rays, pixels // 2))
@@ -104,9 +110,8 @@ class ScheduledMarcher(nn.Module):
             after.append(going)
         return wsum, image, after
 
-    def schedule_end(self, g):
-        """s_end [B, 1] (float) of SyncTalk's loop from g (g[s - 1] [B, R] = alive at step s, s = 1..16)."""
-        counts = torch.cat([alive.float().sum(dim=1, keepdim=True) for alive in g], dim=1)
+    def schedule_end(self, counts):
+        """s_end [B, 1] (float) of SyncTalk's loop from the alive counts [B, 16] (column s - 1: alive at step s)."""
         steps = torch.arange(1, MAX_STEPS + 1, dtype=torch.float32)
         s = counts[:, :1] * 0.0 + 1.0
         for _ in range(MAX_STEPS - 1):
@@ -116,7 +121,31 @@ class ScheduledMarcher(nn.Module):
             s = torch.where(run, s + n, s)
         return s
 
-    def forward(self, o, d, near, far, field):
+    def hidden_counts(self, o, d, near, far, density):
+        """Alive counts [B, 16] of the hidden rays (d [B, H, 3], near / far [B, H]): rays whose colour nobody sees
+        (outside every portrait mask) but which count in n_alive. Only their density is evaluated, at samples
+        0..13: alive at step s (s <= 15, the last step the loop reads) needs samples 0..s-1 taken and the
+        transmittance before sample s-1, i.e. the densities of samples 0..s-2. Column 16 (step 16) is 0: the loop
+        never reads it and hidden rays take no sample past 16."""
+        h, taken_n = self.hidden, MAX_STEPS - 1
+        ts, score = self.lattice_samples(o, d, near, far, taken_n)
+        xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :taken_n - 1]).reshape(-1, h * (taken_n - 1), 3)
+        alpha = (1.0 - torch.exp(-density(xyz, h * (taken_n - 1)) * DT)).reshape(-1, h, taken_n - 1)
+        thresh = torch.tensor(T_THRESH, dtype=torch.float32)
+        going, wsum = near == near, near * 0.0
+        counts = []
+        for k in range(taken_n):
+            going = going & (score[:, :, k] > 0.0)
+            trans = 1.0 - wsum
+            if k < taken_n - 1:
+                wsum = torch.where(going, wsum + alpha[:, :, k] * trans, wsum)
+            going = going & (trans >= thresh)
+            counts.append(going.float().sum(dim=1, keepdim=True))
+        return torch.cat(counts + [counts[0] * 0.0], dim=1)
+
+    def forward(self, o, d, near, far, field, hidden=None):
+        """`hidden`: (d, near, far, density) of the hidden rays when the marcher has some; `density(xyz [B, M, 3],
+        M) -> sigma [B, M]`."""
         r = self.rays
         ts, score = self.lattice_samples(o, d, near, far, self.base + (EXTRA if self.extra else 0))
         xyz = self.points(o[:, :, None, :], d[:, :, None, :], ts[:, :, :self.base]).reshape(-1, r * self.base, 3)
@@ -128,13 +157,16 @@ class ScheduledMarcher(nn.Module):
                                         zero[:, :, None].repeat(1, 1, 3), near == near)
         if not self.extra:
             return wsum, image
-        return self.extra_samples(o, d, ts, score, g, wsum, image, field)
+        counts = torch.cat([alive.float().sum(dim=1, keepdim=True) for alive in g], dim=1)
+        if self.hidden:
+            counts = counts + self.hidden_counts(o, *hidden)
+        return self.extra_samples(o, d, ts, score, g, counts, wsum, image, field)
 
-    def extra_samples(self, o, d, ts, score, g, wsum, image, field):
+    def extra_samples(self, o, d, ts, score, g, counts, wsum, image, field):
         """Samples 16 .. s_end - 1 of the rays alive after 16 (g_16): the q-th such ray (TopK order = ray order)
         owns slots q X .. q X + X - 1 of the E-slot buffer, X = s_end - 16; composited on from its first 16."""
         r, width = self.rays, MAX_STEPS + EXTRA
-        x = torch.clamp(self.schedule_end(g) - MAX_STEPS, 0.0, float(EXTRA))
+        x = torch.clamp(self.schedule_end(counts) - MAX_STEPS, 0.0, float(EXTRA))
         alive16 = g[MAX_STEPS - 1]
         top, order = torch.topk(alive16.float() * (self.rays - self.ray_index), self.compact, dim=1)
         ray = self.ray_index[order]

@@ -8,6 +8,7 @@ import torch
 from synctalk_live.marcher import (AABB, DT, GRID, MIN_NEAR, T_THRESH, camera_dirs, composite_rays, march_rays,
                                    morton3d, near_far, rays, render_rays, unpack_bitfield, visible_pixels)
 from synctalk_live.make_test_workspace import camera_pose, occupancy_bitfield
+from synctalk_live.schedule import ScheduledMarcher
 
 F = np.float32
 DT_F = F(DT)
@@ -157,6 +158,47 @@ class MarcherTest(unittest.TestCase):
             schedules.add(tuple(schedule))
             self.assertGreaterEqual(sum(s for _, s in schedule), 16)
         self.assertEqual(len(schedules), len(frames))
+
+    def test_hidden_rays_count_by_their_densities(self):
+        """ScheduledMarcher with half the rays hidden (densities only) gives the seen rays what the reference loop
+        over all rays gives them. Two frames: one where dropping the hidden rays would change the seen rays (they
+        count in n_alive), one where hidden rays that take samples but see no density would (their densities stop
+        them)."""
+        def run(o, d, near, far, seen, hidden, field, density):
+            marcher = ScheduledMarcher(self.occ, 400, int(seen.sum()), hidden=int(hidden.sum()))
+            extra = (d[None, hidden], near[None, hidden], far[None, hidden], density)
+            with torch.no_grad():
+                return marcher(o[None, :1], d[None, seen], near[None, seen], far[None, seen], field,
+                               extra if bool(hidden.any()) else None)
+
+        for seed, focal, scale in ((3, 60.0, 0.5), (3, 120.0, 1.0)):
+            def scaled(xyz, dirs):
+                sigma, rgb = test_field(xyz, dirs)
+                return sigma * scale, rgb
+
+            def field(xyz, dirs, rows):
+                sigma, rgb = scaled(xyz.reshape(-1, 3), dirs.reshape(-1, 3))
+                return sigma.reshape(-1, rows), rgb.reshape(-1, rows, 3)
+
+            def density(xyz, rows):
+                return scaled(xyz.reshape(-1, 3), xyz.reshape(-1, 3))[0].reshape(-1, rows)
+
+            pose = torch.tensor(camera_pose(np.random.default_rng(seed)), dtype=torch.float32)
+            o, d = rays(pose, camera_dirs(20, 20, (focal, focal, 10.0, 10.0)))
+            near, far = near_far(o, d)
+            wsum_ref, image_ref, schedule = render_rays(o, d, near, far, self.occ, scaled)
+            taking = march_rays(o, d, near, far, self.occ, 1)[2] > 0
+            seen = taking & (torch.arange(400) % 2 == 0)
+            hidden = taking & ~seen
+            wsum, image = run(o, d, near, far, seen, hidden, field, density)
+            self.assertGreaterEqual(sum(n for _, n in schedule), 16)  # samples past 16: s ends at 1 + the sum
+            np.testing.assert_allclose(wsum[0].numpy(), wsum_ref[seen].numpy(), rtol=0, atol=1e-6)
+            np.testing.assert_allclose(image[0].numpy(), image_ref[seen].numpy(), rtol=0, atol=1e-6)
+            if scale < 1.0:
+                other = run(o, d, near, far, seen, torch.zeros_like(hidden), field, density)[0]
+            else:
+                other = run(o, d, near, far, seen, hidden, field, lambda xyz, rows: density(xyz, rows) * 0.0)[0]
+            self.assertGreater(float((other - wsum).abs().max()), 1e-5)
 
     def test_visible_pixels_hold_every_ray_that_takes_a_sample(self):
         """The projected occupied boxes are a superset of the rays with an occupied sample, tight enough to pay; a

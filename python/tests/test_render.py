@@ -25,7 +25,7 @@ def render_both(root, mode, au45=False):
     eyes = torch.from_numpy(data.eyes(au45))
     ref = Reference(sd, mode, data.height, data.width, data.intrinsics, mdt)
     graph = RenderGraph(sd, mode, data.height, data.width, data.intrinsics, None,
-                        data.bc_u8().astype(np.float32) / 255.0, mdt, ray_pixels(sd, data, mode)).eval()
+                        data.bc_u8().astype(np.float32) / 255.0, mdt, *ray_pixels(sd, data, mode)).eval()
     enc = torch.randn(2, 32, generator=torch.Generator().manual_seed(1))
     frames_ids = (0, len(data) - 1)
     wants, inputs, schedules = [], [], []
