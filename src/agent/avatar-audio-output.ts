@@ -14,6 +14,7 @@
  */
 import { initializeLogger, loggerOptions, voice } from '@livekit/agents';
 import { type Room, TrackKind } from '@livekit/rtc-node';
+import { rootLogger } from '../log.ts';
 
 export interface AvatarAudioOutputOptions {
   /** Remote track kind to wait for before sending (default KIND_VIDEO; null: only wait for the participant). */
@@ -34,7 +35,10 @@ export function avatarAudioOutput(room: Room, avatarIdentity: string, options: A
   });
 }
 
-/** agents-js classes log through a process-wide logger that a job process sets up; outside a job, set it up once. */
+/**
+ * agents-js classes log through a process-wide logger that a job process sets up; outside a job, set it up once,
+ * at the project's own level (SYNCTALK_LOG_LEVEL, as src/log.ts).
+ */
 export function ensureAgentsLogger(): void {
-  if (loggerOptions() === undefined) initializeLogger({ pretty: false, level: 'info' });
+  if (loggerOptions() === undefined) initializeLogger({ pretty: false, level: rootLogger.level });
 }

@@ -57,15 +57,19 @@ describe('agents-js DataStreamAudioOutput -> our avatar', () => {
     expect(done.interrupted).toBe(false);
     expect(done.playbackPosition).toBeCloseTo(1.2, 1);
 
+    const sent = performance.now();
     for (const f of frames(3)) await out.captureFrame(f);
     await sleep(800);
     out.clearBuffer();
+    // what can have been played by the clear: the wall time since the first byte went out (a loaded machine
+    // stretches the 800 ms sleep; the bound is the promise, not the sleep)
+    const playable = (performance.now() - sent) / 1000;
     out.flush();
     const cut = await out.waitForPlayout();
-    console.log(`segment 2 (cleared after 0.8 s): ${JSON.stringify(cut)}`);
+    console.log(`segment 2 (cleared after ${playable.toFixed(2)} s): ${JSON.stringify(cut)}`);
     expect(cut.interrupted).toBe(true);
     expect(cut.playbackPosition).toBeGreaterThan(0.3);
-    expect(cut.playbackPosition).toBeLessThan(1.2);
+    expect(cut.playbackPosition).toBeLessThan(Math.min(playable, 3));
   });
 
   it('stereo 48 kHz TTS (then mono again) plays through the same track; waitForPlayout resolves each time', async () => {
