@@ -5,7 +5,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ModelError } from '../src/errors.ts';
+import { InputError, ModelError } from '../src/errors.ts';
 import { DEMO_FACE_MODEL_PATH } from '../src/models/demo-face.ts';
 import type { TensorFeed } from '../src/models/model-runner.ts';
 import { OnnxModel } from '../src/models/onnx-model.ts';
@@ -107,13 +107,8 @@ describe('OnnxModel.run', () => {
     expect(out.frame.data.length).toBe(3 * 256 * 256 * 4);
   });
 
-  it('runs inference on threads at nice 10 while the main thread keeps its priority (Linux: nice is per thread)', () => {
-    const nice = readdirSync('/proc/self/task').map((tid) => {
-      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
-      return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
-    });
-    expect(nice.find((t) => t.tid === process.pid)?.nice).toBe(getPriority());
-    expect(nice.some((t) => t.nice === Math.max(getPriority(), 10) && t.tid !== process.pid)).toBe(true);
+  it('leaves inference threads at the process priority by default (SYNCTALK_INFERENCE_NICE unset)', () => {
+    expect(threadNices().every((t) => t.nice === getPriority())).toBe(true);
   });
 
   it('transfers whole-buffer feeds and copies views into a larger buffer', async () => {
@@ -161,6 +156,41 @@ describe('OnnxModel.run', () => {
     const p99 = histogram.percentile(99) / 1e6;
     const shortest = Math.min(...runs);
     expect(p99, `p99 loop delay ${p99.toFixed(1)} ms (max ${(histogram.max / 1e6).toFixed(1)}), shortest run ${shortest.toFixed(1)} ms`).toBeLessThan(shortest / 2);
+  });
+});
+
+/** The nice value of each thread of this process (Linux keeps one per thread). */
+function threadNices(): { tid: number; nice: number }[] {
+  return readdirSync('/proc/self/task').map((tid) => {
+    const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+    return { tid: Number(tid), nice: Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]) };
+  });
+}
+
+describe('SYNCTALK_INFERENCE_NICE', () => {
+  afterAll(() => {
+    delete process.env.SYNCTALK_INFERENCE_NICE;
+  });
+
+  it('runs inference on threads at that nice value while the main thread keeps its priority', async () => {
+    process.env.SYNCTALK_INFERENCE_NICE = '12';
+    const model = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cpu'], log: silent });
+    try {
+      const nices = threadNices();
+      expect(nices.find((t) => t.tid === process.pid)?.nice).toBe(getPriority());
+      expect(nices.some((t) => t.nice === Math.max(getPriority(), 12) && t.tid !== process.pid)).toBe(true);
+    } finally {
+      await model.close();
+    }
+  });
+
+  it('a value that is not 0 to 19 is one InputError naming the variable', async () => {
+    for (const bad of ['-1', '20', 'low', '2.5']) {
+      process.env.SYNCTALK_INFERENCE_NICE = bad;
+      const error = await OnnxModel.load(DEMO_FACE_MODEL_PATH, { providers: ['cpu'], log: silent }).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(InputError);
+      expect((error as Error).message).toBe(`SYNCTALK_INFERENCE_NICE: not a whole number from 0 to 19: ${bad}`);
+    }
   });
 });
 

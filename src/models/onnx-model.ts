@@ -31,10 +31,10 @@ import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
 import { Worker } from 'node:worker_threads';
-import { ModelError } from '../errors.ts';
+import { InputError, ModelError } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { DEFAULT_PROVIDERS, type ModelRunner, type Provider, type TensorFeed, type TensorInfo, type TensorResult } from './model-runner.ts';
-import type { WorkerReply, WorkerRequest } from './onnx-worker.ts';
+import type { WorkerData, WorkerReply, WorkerRequest } from './onnx-worker.ts';
 import type { Placement } from './ort-placement.ts';
 
 export type { Placement } from './ort-placement.ts';
@@ -55,6 +55,19 @@ type Pending = { readonly session: number | null; resolve: (r: WorkerReply) => v
  */
 const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './onnx-worker-boot.mjs' : './onnx-worker.js', import.meta.url);
 
+/**
+ * The nice value of inference threads: SYNCTALK_INFERENCE_NICE, 0 to 19 (default 0: the process's own). A value
+ * above the process's favours the main thread, whose event loop paces audio and video, on a CPU-only machine whose
+ * cores serve nothing else; beside other busy processes it starves inference (see onnx-worker.ts).
+ */
+export function inferenceNice(): number {
+  const raw = process.env.SYNCTALK_INFERENCE_NICE;
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 19) throw new InputError('SYNCTALK_INFERENCE_NICE', `not a whole number from 0 to 19: ${raw}`);
+  return n;
+}
+
 /** Request/reply plumbing over one worker thread; replies are matched to requests by id, requests name their session. */
 class WorkerChannel {
   private readonly worker: Worker;
@@ -64,7 +77,7 @@ class WorkerChannel {
   private readonly exited: Promise<void>;
 
   constructor() {
-    this.worker = new Worker(WORKER_ENTRY);
+    this.worker = new Worker(WORKER_ENTRY, { workerData: { nice: inferenceNice() } satisfies WorkerData });
     // An idle thread does not keep the process alive; a queued request does (see request()).
     this.worker.unref();
     this.exited = new Promise((resolve) => this.worker.once('exit', () => resolve()));

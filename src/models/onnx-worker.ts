@@ -14,16 +14,18 @@
  * nodes really ran (`placement`, from the profile's per-node provider; the profile file is then deleted). ORT places
  * nodes that the provider has no kernel for on the CPU by itself, copying tensors between host and device.
  *
- * Priority: the thread lowers its own nice value to INFERENCE_NICE before it creates any session, so it and the
- * intra-op threads ORT starts from it yield the CPU to the main thread, whose event loop paces audio and video
- * (Linux keeps a nice value per thread). Inference is throughput work; a late frame or audio chunk is a glitch.
+ * Priority: the thread raises its own nice value to `workerData.nice` (SYNCTALK_INFERENCE_NICE, default 0: none)
+ * before it creates any session, so it and the intra-op threads ORT starts from it yield the CPU to the main
+ * thread (Linux keeps a nice value per thread). Not by default: on a CPU shared with other processes a niced
+ * inference thread loses to all of them (nice 10 beside two CPU hogs: the demo face at 365 ms per frame instead of
+ * 24 ms), and the main thread's worst event-loop delays come from its own garbage collections, not from inference.
  *
  * The thread must end this way, not by `Worker.terminate()`: terminating it while ORT is inside a native call
  * aborts the whole process ("terminate called after throwing an instance of 'Napi::Error'").
  */
 import { getPriority, setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parentPort, threadId } from 'node:worker_threads';
+import { parentPort, threadId, workerData } from 'node:worker_threads';
 import ort from 'onnxruntime-node';
 import type { Provider, TensorData, TensorFeed, TensorInfo, TensorResult } from './model-runner.ts';
 import { dropProfiles, type Placement, placementFrom } from './ort-placement.ts';
@@ -43,10 +45,14 @@ export type WorkerReply =
 const port = parentPort;
 if (!port) throw new Error('onnx-worker.ts must run in a worker thread (see OnnxModel.load)');
 
-/** The nice value of inference threads (the main thread keeps its own, normally 0): 10, below the pacing thread. */
-const INFERENCE_NICE = 10;
+/** What the main thread passes (see OnnxModel): the nice value for inference, already checked (0 to 19). */
+export interface WorkerData {
+  readonly nice: number;
+}
+
 // Raising one's own nice value needs no privilege (lowering it would); pid 0 is this thread alone on Linux.
-setPriority(Math.max(getPriority(), INFERENCE_NICE));
+const { nice } = workerData as WorkerData;
+if (nice > getPriority()) setPriority(nice);
 
 interface Held {
   readonly session: ort.InferenceSession;

@@ -40,6 +40,7 @@
  * - SYNCTALK_MODEL_SOCKET: set by the worker for its job processes (the model server's socket); a job
  *   process without it loads its models itself.
  * - SYNCTALK_LOG_LEVEL: log level (default info).
+ * - SYNCTALK_INFERENCE_NICE: nice value of the inference threads (default 0; models/onnx-model.ts).
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
