@@ -115,7 +115,9 @@ describe('avatar protocol over a real LiveKit server', () => {
     console.log(`clear_buffer: answered in ${answeredMs.toFixed(0)} ms, flush ${(flushAt - t).toFixed(0)} ms after the call, finished ${(finished.at - t).toFixed(0)} ms after; position ${payload.playback_position} s after ${((t - started.at) / 1000).toFixed(2)} s`);
     expect(finished.e.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":true,"synchronized_transcript":null\}$/);
     expect(payload.playback_position).toBeGreaterThan(0.7);
-    expect(payload.playback_position).toBeLessThan(1.4);
+    // at most what can have played by the flush: the time since playback_started reached the agent, plus that
+    // RPC's way (about the clear_buffer call's); a loaded machine stretches the 1 s sleep, not this bound
+    expect(payload.playback_position).toBeLessThan((flushAt - started.at + answeredMs) / 1000 + 0.1);
     expect(flushAt - t).toBeLessThan(answeredMs + 1);
 
     // The interrupted stream was never closed: the next one must still play.

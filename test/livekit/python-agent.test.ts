@@ -107,12 +107,14 @@ describe('Python livekit-agents DataStreamAudioOutput -> our avatar session', ()
       expect(s.interrupted, s.name).toBe(false);
       expect(s.playback_position, s.name).toBeCloseTo(s.seconds, 2);
     }
-    // Cut 0.8 s after its playback_started: the position is what played by the clear (agents-interop's bounds).
-    const cut = segments[2];
+    // Cut 0.8 s after its playback_started: the position is what played by the clear, at most the time from
+    // playback_started reaching the agent to its clear_buffer() (measured: a loaded machine stretches the 0.8 s)
+    // plus playback_started's own way to the agent.
+    const cut = segments[2]!;
     expect(cut.seconds).toBeGreaterThan(3);
     expect(cut.interrupted).toBe(true);
     expect(cut.playback_position).toBeGreaterThan(0.3);
-    expect(cut.playback_position).toBeLessThan(1.2);
+    expect(cut.playback_position).toBeLessThan((cut.cleared_after_s ?? 0) + 0.4);
 
     // Every wait ended on the avatar's lk.playback_finished, not on the output's clear_buffer fallback.
     const done = events.find((e) => e.event === 'done');

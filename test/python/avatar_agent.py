@@ -226,4 +226,10 @@ async def run() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(run()))
+    code = asyncio.run(run())
+    sys.stdout.flush()
+    sys.stderr.flush()
+    # livekit.rtc's FFI threads can still call into Python while the interpreter finalizes (seen once on a loaded
+    # machine, after the room had disconnected: a Rust abort, "panic in a function that cannot unwind"); every
+    # result is printed and the room left by now, so leave without finalizing.
+    os._exit(code)
