@@ -126,7 +126,7 @@ fi
 [[ -n "${SYNCTALK_PIPELINE:-}" ]] && export SYNCTALK_PIPELINE
 
 # 3. The workers and the test client.
-launch avatar-worker "${RUN[@]}" src/workers/avatar-worker.ts start
+launch avatar-worker node --initial-old-space-size=64 --import tsx src/workers/avatar-worker.ts start
 launch agent-worker "${RUN[@]}" src/workers/agent-worker.ts start
 launch token-server "${RUN[@]}" src/client/token-server.ts
 say "test client: http://127.0.0.1:${TOKEN_SERVER_PORT:-8080}/  (Ctrl-C stops everything)"
