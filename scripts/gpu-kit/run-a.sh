@@ -6,12 +6,8 @@
 # Environment: QUICK=1 (one run per step: a smoke test), PROVIDERS (default webgpu), BATCHES (default 1,4,8,16).
 set -u
 cd "$(dirname "$0")/../.."
-K=${KIT:-/tmp/kit}
-O=${OUT:-/tmp/gpu-out}
-t0=$(date +%s)
-log() { echo "== $(($(date +%s) - t0)) s: $*"; }
-GRAPHS=(--graph "$K/avatar/render.onnx=exact: SyncTalk schedule" --graph "$K/avatar/render_fixed16.onnx=fixed: 16 samples/ray")
-mkdir -p "$K" "$O"
+. scripts/gpu-kit/kit-env.sh
+mkdir -p "$K"
 [ -f .gpu/a/kit.tar.xz ] || { echo "no .gpu/a/kit.tar.xz: build it with npm run gpu-kit and carry .gpu/a"; exit 2; }
 python3 -c 'import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])' .gpu/a/kit.tar.xz "$K" || { echo "unpacking failed"; exit 2; }
 rm -f "$K/results.jsonl"

@@ -10,12 +10,7 @@
 # (default cuda), TORCH_SECONDS (default 100).
 set -u
 cd "$(dirname "$0")/../.."
-K=${KIT:-/tmp/kit}
-O=${OUT:-/tmp/gpu-out}
-t0=$(date +%s)
-log() { echo "== $(($(date +%s) - t0)) s: $*"; }
-GRAPHS=(--graph "$K/avatar/render.onnx=exact: SyncTalk schedule" --graph "$K/avatar/render_fixed16.onnx=fixed: 16 samples/ray")
-mkdir -p "$O"
+. scripts/gpu-kit/kit-env.sh
 [ -x "$K/node" ] || { echo "COLD MACHINE: $K from call A is gone (the machine was idle over 30 s); run call A again, then B at once"; exit 3; }
 X="$K/node_modules/onnxruntime-node/bin/napi-v6/linux/x64"
 python3 -c 'import lzma, shutil, sys; shutil.copyfileobj(lzma.open(sys.argv[1]), open(sys.argv[2], "wb"))' \
