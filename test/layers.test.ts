@@ -17,8 +17,8 @@ const SRC = fileURLToPath(new URL('../src/', import.meta.url));
 const LAYERS: ReadonlyArray<readonly string[]> = [
   // the event union, errors, logging: used everywhere
   ['errors.ts', 'log.ts', 'events.ts'],
-  // leaf helpers: signal processing, the audio budget, ffmpeg
-  ['dsp/', 'flow/', 'media/'],
+  // leaf helpers: signal processing, the audio budget, ffmpeg, private Unix sockets
+  ['dsp/', 'flow/', 'media/', 'net/'],
   // LiveKit: protocol names, tokens, playback bookkeeping, the rtc-node output
   ['livekit/'],
   // model runners (ONNX worker threads, cache, server), the renderer interface and the demo face

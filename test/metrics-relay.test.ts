@@ -3,12 +3,13 @@
  * "jobs" in this process, a real Unix socket and a real HTTP server.
  */
 import { createServer, type Server } from 'node:http';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
 import { Subject } from 'rxjs';
 import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../src/errors.ts';
 import { rootLogger } from '../src/log.ts';
 import { relayMetrics, serveMetricsRelay, METRICS_SOCKET_ENV } from '../src/metrics/metrics-relay.ts';
 import { serveMetricsRoute } from '../src/metrics/metrics-route.ts';
@@ -51,6 +52,23 @@ async function until(scrape: () => Promise<string>, check: (text: string) => boo
 }
 
 describe('metrics relay', () => {
+  it('listens on a socket of mode 0600 in a private folder; a folder others can enter is one InputError', async () => {
+    const path = join(dir, 'private', 'relay.sock');
+    const relay = await serveMetricsRelay({ path, log });
+    try {
+      expect(statSync(path).mode & 0o777).toBe(0o600);
+      expect(statSync(join(dir, 'private')).mode & 0o777).toBe(0o700);
+    } finally {
+      await relay.close();
+    }
+    const open = join(dir, 'open');
+    mkdirSync(open);
+    chmodSync(open, 0o755);
+    await expect(serveMetricsRelay({ path: join(open, 'relay.sock'), log })).rejects.toEqual(
+      new InputError(open, `the metrics relay's socket folder must be private (a folder owned by this user, mode 0700); it is mode 755, owner ${process.getuid!()}`),
+    );
+  });
+
   it('sums the jobs with the main process; an ended job keeps its counters and loses its gauges', async () => {
     const path = join(dir, 'relay.sock');
     const relay = await serveMetricsRelay({ path, log });

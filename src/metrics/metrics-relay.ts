@@ -23,6 +23,7 @@ import { rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue, type Registry } from 'prom-client';
 import type { Logger } from '../log.ts';
+import { listenPrivate } from '../net/private-socket.ts';
 
 /** The environment variable that tells job processes where the main process's metrics socket listens. */
 export const METRICS_SOCKET_ENV = 'SYNCTALK_METRICS_SOCKET';
@@ -92,14 +93,7 @@ export async function serveMetricsRelay(options: { readonly path: string; readon
     });
   });
 
-  rmSync(path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
+  await listenPrivate(server, path, 'the metrics relay');
   return {
     scrape: async (main) => {
       await retiring;

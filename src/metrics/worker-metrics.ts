@@ -10,11 +10,11 @@
  * `jobMetrics` in a job's entry; its `close` (a shutdown callback) sends the job's last figures.
  */
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 import type { Logger } from '../log.ts';
+import { privateSocketPath } from '../net/private-socket.ts';
 import { METRICS_SOCKET_ENV, relayMetrics, serveMetricsRelay } from './metrics-relay.ts';
 import { serveMetricsRoute } from './metrics-route.ts';
 import { defineMetrics, recordRender, recordSession, workerMetrics, type WorkerMetricSet } from './prometheus.ts';
@@ -34,9 +34,9 @@ export interface WorkerMetricsOptions {
 /** In a worker's main process: its metrics, with `/metrics` on the health port summing its job processes'. */
 export async function serveWorkerMetrics(options: WorkerMetricsOptions): Promise<WorkerMetricSet> {
   const m = workerMetrics({ maxJobs: options.maxJobs, liveSessions: options.liveSessions });
-  const path = join(tmpdir(), `synctalk-metrics-${process.pid}.sock`);
+  const path = privateSocketPath('synctalk-metrics-', 'metrics.sock');
   const relay = await serveMetricsRelay({ path, log: options.log });
-  process.on('exit', () => rmSync(path, { force: true }));
+  process.on('exit', () => rmSync(dirname(path), { recursive: true, force: true }));
   process.env[METRICS_SOCKET_ENV] = path;
   serveMetricsRoute({
     host: options.host,

@@ -26,16 +26,15 @@
  * - The socket file is created by `listen` (a stale one from a crashed process is replaced) in a private
  *   folder: created mode 0700 when missing; an existing folder must be this user's and closed to group
  *   and others (an InputError otherwise). The socket itself is made mode 0600; `close()` removes it.
- *   `privateSocketPath()` gives a fresh such path.
+ *   `privateSocketPath()` (net/private-socket.ts) gives a fresh such path.
  * - Metrics: every `statsIntervalMs` (default 5000) in which a batching model ran, one "model server
  *   batching" line per model: runs, requests and rows since the last line, and rows per run.
  */
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { createServer, type Socket } from 'node:net';
-import { availableParallelism, tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { InputError } from '../errors.ts';
+import { availableParallelism } from 'node:os';
 import type { Logger } from '../log.ts';
+import { listenPrivate } from '../net/private-socket.ts';
 import { BatchedModel, type BatchStats } from './batched-model.ts';
 import type { ModelCache, ModelLease } from './model-cache.ts';
 import { encode, failure, MessageReader, parseRequest, type WireReply, type WireRequest } from './model-wire.ts';
@@ -59,42 +58,16 @@ export interface ModelServerOptions {
   readonly maxMessageBytes?: number;
 }
 
-/** A socket path in a fresh folder of its own under the system's temporary folder (mode 0700, unguessable name). */
-export const privateSocketPath = (prefix = 'synctalk-models-'): string => join(mkdtempSync(join(tmpdir(), prefix)), 'models.sock');
-
-/** Creates the folder of `socket` mode 0700 when missing; an InputError unless it is this user's and private. */
-function privateFolder(socket: string): void {
-  const dir = dirname(socket);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  const s = statSync(dir);
-  const uid = process.getuid?.();
-  if (!s.isDirectory() || (uid !== undefined && s.uid !== uid) || (s.mode & 0o077) !== 0) {
-    throw new InputError(
-      dir,
-      `the model server's socket folder must be private (a folder owned by this user, mode 0700); it is mode ${(s.mode & 0o777).toString(8)}, owner ${s.uid}`,
-    );
-  }
-}
-
 export async function serveModels(options: ModelServerOptions): Promise<ModelServer> {
   const { path, models, log } = options;
   const limits: ConnectionLimits = { maxBatch: models.maxBatch, maxThreads: availableParallelism(), maxMessageBytes: options.maxMessageBytes ?? 256 * 2 ** 20 };
-  privateFolder(path);
   const connections = new Set<Socket>();
   const server = createServer((socket) => {
     connections.add(socket);
     socket.on('close', () => connections.delete(socket));
     serveConnection(socket, models, log, limits);
   });
-  rmSync(path, { force: true });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  chmodSync(path, 0o600);
+  await listenPrivate(server, path, 'the model server');
   log.info({ socket: path }, 'model server listening');
   const reported = new Map<string, BatchStats>();
   const stats = setInterval(() => {

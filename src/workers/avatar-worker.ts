@@ -54,7 +54,8 @@ import { InputError, isInputError, PipelineSpecError } from '../errors.ts';
 import { ATTRIBUTE_PUBLISH_ON_BEHALF } from '../livekit/protocol.ts';
 import { rootLogger } from '../log.ts';
 import { ModelCache, type ModelSource, processModels } from '../models/model-cache.ts';
-import { privateSocketPath, serveModels } from '../models/model-server.ts';
+import { serveModels } from '../models/model-server.ts';
+import { privateSocketPath } from '../net/private-socket.ts';
 import { RemoteModels } from '../models/remote-models.ts';
 import { recordModelRun, type WorkerMetricSet } from '../metrics/prometheus.ts';
 import { jobMetrics, serveWorkerMetrics } from '../metrics/worker-metrics.ts';
@@ -187,7 +188,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     const prometheus = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log });
     metrics = prometheus;
-    const socket = privateSocketPath();
+    const socket = privateSocketPath('synctalk-models-', 'models.sock');
     await serveModels({ path: socket, models: new ModelCache({ ...(maxBatch === undefined ? {} : { maxBatch }), onRun: (path, run) => recordModelRun(prometheus, path, run) }), log });
     process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
