@@ -3,7 +3,7 @@
  * model), with up to `maxInFlight` renders running at once and every output in input order.
  */
 import { availableParallelism } from 'node:os';
-import { defer, from, Observable, of, switchMap, tap, type ObservableInput, type OperatorFunction, type Subscription } from 'rxjs';
+import { defer, from, Observable, of, switchMap, tap, type ObservableInput, type OperatorFunction, type Subscriber, type Subscription } from 'rxjs';
 import { z } from 'zod';
 import type { AudioChunk, IdleTick, PipelineEvent, SegmentEnd, VideoFrame } from '../events.ts';
 import type { FrameRenderer, RendererFormat } from '../models/frame-renderer.ts';
@@ -68,121 +68,163 @@ export function infer(renderer: FrameRenderer, options: InferOptions = {}): Oper
   const { maxInFlight = 2, fps = 25 } = options;
   return (source) =>
     new Observable<PipelineEvent>((subscriber) => {
-      let queue: Entry[] = [];
-      let inFlight = 0;
-      let sourceDone = false;
-      let speech: { segment: number; next: number } | null = null;
-      /** The segment of the last audio queued and its first chunk's pts. */
-      let queued: { segment: number; base: number } | null = null;
-      let idleNext = 0;
-      let flushes = 0;
-      let pumping = false;
-      let again = false;
-
-      const frameOf = (entry: Extract<Entry, { kind: 'render' }>, data: Uint8Array, k: number): VideoFrame => {
-        const { input } = entry;
-        const base = { type: 'video', width: renderer.width, height: renderer.height, data } as const;
-        if (input.type === 'idle') return { ...base, pts: input.pts + k / fps, segment: null, index: idleNext++ };
-        if (speech?.segment !== input.segment) speech = { segment: input.segment, next: 0 };
-        idleNext = 0;
-        const index = speech.next++;
-        const pts = renderer.end === undefined && input.type === 'audio' ? input.pts + k / fps : entry.base + index / fps;
-        return { ...base, pts, segment: input.segment, index };
-      };
-
-      const start = (entry: Extract<Entry, { kind: 'render' }>): void => {
-        inFlight++;
-        let rendered: ObservableInput<Uint8Array[]>;
-        try {
-          const { input } = entry;
-          rendered = input.type === 'segment-end' ? (renderer.end?.(input) ?? []) : renderer.render(input);
-        } catch (e) {
-          subscriber.error(e);
-          return;
-        }
-        entry.sub = from(rendered).subscribe({
-          next: (frames) => {
-            entry.frames ??= frames;
-          },
-          error: (e: unknown) => subscriber.error(e),
-          complete: () => {
-            entry.frames ??= [];
-            inFlight--;
-            pump();
-          },
-        });
-      };
-
-      // Emits the ready head of the queue and starts renders while slots are free. Re-entrant calls
-      // (a render completing synchronously, a downstream reaction) only ask for another pass.
-      const pump = (): void => {
-        if (pumping) {
-          again = true;
-          return;
-        }
-        pumping = true;
-        do {
-          again = false;
-          while (queue.length > 0 && !subscriber.closed) {
-            const head = queue[0];
-            if (head.kind === 'render' && head.frames === null) break;
-            queue.shift();
-            if (head.kind === 'event') subscriber.next(head.event);
-            else {
-              // a flush arriving while these frames go out (a synchronous loop downstream) stops them too
-              const at = flushes;
-              for (const [k, data] of (head.frames ?? []).entries()) {
-                if (flushes !== at) break;
-                subscriber.next(frameOf(head, data, k));
-              }
-            }
-          }
-          for (const entry of queue) {
-            if (inFlight >= maxInFlight || subscriber.closed) break;
-            if (entry.kind === 'render' && entry.sub === null && entry.frames === null) start(entry);
-          }
-        } while (again);
-        pumping = false;
-        if (sourceDone && queue.length === 0) subscriber.complete();
-      };
-
-      const dropAll = (): void => {
-        for (const entry of queue) if (entry.kind === 'render') entry.sub?.unsubscribe();
-        queue = [];
-        inFlight = 0;
-      };
-
+      const run = new InferRun(renderer, maxInFlight, fps, subscriber);
       const sub = source.subscribe({
-        next: (event) => {
-          if (event.type === 'flush') {
-            flushes++;
-            dropAll();
-            speech = null;
-            queued = null;
-            idleNext = 0;
-            renderer.reset?.();
-            subscriber.next(event);
-            return;
-          }
-          if (event.type === 'audio' && queued?.segment !== event.segment) queued = { segment: event.segment, base: event.pts };
-          const baseOf = (e: RenderInput): number => (e.type !== 'idle' && queued?.segment === e.segment ? queued.base : e.pts);
-          if (event.type === 'audio' || event.type === 'idle') queue.push({ kind: 'render', input: event, base: baseOf(event), frames: null, sub: null });
-          else if (event.type === 'segment-end' && renderer.end !== undefined) {
-            queue.push({ kind: 'render', input: event, base: baseOf(event), frames: null, sub: null }, { kind: 'event', event });
-          } else queue.push({ kind: 'event', event });
-          pump();
-        },
+        next: (event) => run.next(event),
         error: (e: unknown) => subscriber.error(e),
-        complete: () => {
-          sourceDone = true;
-          pump();
-        },
+        complete: () => run.complete(),
       });
       return () => {
         sub.unsubscribe();
-        dropAll();
+        run.dropAll();
       };
     });
+}
+
+type RenderEntry = Extract<Entry, { kind: 'render' }>;
+
+/** One subscription of `infer`: the entries in input order, the renders in flight, the frame numbering. */
+class InferRun {
+  private queue: Entry[] = [];
+  private inFlight = 0;
+  private sourceDone = false;
+  private speech: { segment: number; next: number } | null = null;
+  /** The segment of the last audio queued and its first chunk's pts. */
+  private queued: { segment: number; base: number } | null = null;
+  private idleNext = 0;
+  private flushes = 0;
+  private pumping = false;
+  private again = false;
+
+  constructor(
+    private readonly renderer: FrameRenderer,
+    private readonly maxInFlight: number,
+    private readonly fps: number,
+    private readonly out: Subscriber<PipelineEvent>,
+  ) {}
+
+  next(event: PipelineEvent): void {
+    if (event.type === 'flush') this.flush(event);
+    else {
+      this.enqueue(event);
+      this.pump();
+    }
+  }
+
+  complete(): void {
+    this.sourceDone = true;
+    this.pump();
+  }
+
+  /** Drops every queued entry and closes the renders in flight. */
+  dropAll(): void {
+    for (const entry of this.queue) if (entry.kind === 'render') entry.sub?.unsubscribe();
+    this.queue = [];
+    this.inFlight = 0;
+  }
+
+  /** Overtakes: forwarded at once, the queue and the renders dropped, numbering and the renderer reset. */
+  private flush(event: PipelineEvent): void {
+    this.flushes++;
+    this.dropAll();
+    this.speech = null;
+    this.queued = null;
+    this.idleNext = 0;
+    this.renderer.reset?.();
+    this.out.next(event);
+  }
+
+  private enqueue(event: PipelineEvent): void {
+    if (event.type === 'audio' && this.queued?.segment !== event.segment) this.queued = { segment: event.segment, base: event.pts };
+    const render = (input: RenderInput): RenderEntry => ({
+      kind: 'render',
+      input,
+      base: input.type !== 'idle' && this.queued?.segment === input.segment ? this.queued.base : input.pts,
+      frames: null,
+      sub: null,
+    });
+    if (event.type === 'audio' || event.type === 'idle') this.queue.push(render(event));
+    else if (event.type === 'segment-end' && this.renderer.end !== undefined) this.queue.push(render(event), { kind: 'event', event });
+    else this.queue.push({ kind: 'event', event });
+  }
+
+  private frameOf(entry: RenderEntry, data: Uint8Array, k: number): VideoFrame {
+    const { input } = entry;
+    const { renderer, fps } = this;
+    const base = { type: 'video', width: renderer.width, height: renderer.height, data } as const;
+    if (input.type === 'idle') return { ...base, pts: input.pts + k / fps, segment: null, index: this.idleNext++ };
+    if (this.speech?.segment !== input.segment) this.speech = { segment: input.segment, next: 0 };
+    this.idleNext = 0;
+    const index = this.speech.next++;
+    const pts = renderer.end === undefined && input.type === 'audio' ? input.pts + k / fps : entry.base + index / fps;
+    return { ...base, pts, segment: input.segment, index };
+  }
+
+  private start(entry: RenderEntry): void {
+    this.inFlight++;
+    let rendered: ObservableInput<Uint8Array[]>;
+    try {
+      const { input } = entry;
+      rendered = input.type === 'segment-end' ? (this.renderer.end?.(input) ?? []) : this.renderer.render(input);
+    } catch (e) {
+      this.out.error(e);
+      return;
+    }
+    entry.sub = from(rendered).subscribe({
+      next: (frames) => {
+        entry.frames ??= frames;
+      },
+      error: (e: unknown) => this.out.error(e),
+      complete: () => {
+        entry.frames ??= [];
+        this.inFlight--;
+        this.pump();
+      },
+    });
+  }
+
+  /**
+   * Emits the ready head of the queue and starts renders while slots are free. Re-entrant calls (a render
+   * completing synchronously, a downstream reaction) only ask for another pass.
+   */
+  private pump(): void {
+    if (this.pumping) {
+      this.again = true;
+      return;
+    }
+    this.pumping = true;
+    do {
+      this.again = false;
+      this.emitReady();
+      this.startRenders();
+    } while (this.again);
+    this.pumping = false;
+    if (this.sourceDone && this.queue.length === 0) this.out.complete();
+  }
+
+  private emitReady(): void {
+    while (this.queue.length > 0 && !this.out.closed) {
+      const head = this.queue[0];
+      if (head.kind === 'render' && head.frames === null) break;
+      this.queue.shift();
+      if (head.kind === 'event') this.out.next(head.event);
+      else {
+        // a flush arriving while these frames go out (a synchronous loop downstream) stops them too
+        const at = this.flushes;
+        for (const [k, data] of (head.frames ?? []).entries()) {
+          if (this.flushes !== at) break;
+          this.out.next(this.frameOf(head, data, k));
+        }
+      }
+    }
+  }
+
+  private startRenders(): void {
+    for (const entry of this.queue) {
+      if (this.inFlight >= this.maxInFlight || this.out.closed) break;
+      if (entry.kind === 'render' && entry.sub === null && entry.frames === null) this.start(entry);
+    }
+  }
 }
 
 const providerName = z.enum(['cuda', 'webgpu', 'cpu']);
