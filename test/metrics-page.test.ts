@@ -8,26 +8,13 @@
  *   offset, read from the avatar participant's `synctalk.av_offset_ms` attribute;
  * - one transcript entry per segment, the agent's text as it streams, the user's replaced by its final text.
  */
-import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import type { Room } from '@livekit/rtc-node';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { joinLocal } from '../bench/livekit.ts';
-import { startTokenServer, type TokenServer } from '../src/client/token-server.ts';
-import type { DevServer } from '../src/livekit/dev-server.ts';
-import { participantToken } from '../src/livekit/tokens.ts';
-import { rootLogger } from '../src/log.ts';
+import type { Page } from 'playwright-core';
+import { describe, expect, it } from 'vitest';
 import { AV_OFFSET_ATTRIBUTE } from '../src/metrics/room-figures.ts';
-import { type AvatarSession, startAvatarSession } from '../src/workers/avatar-session.ts';
-import { join as joinRoom, requireServer, sleep, waitFor } from './livekit/helpers.ts';
+import { AGENT, pageWorld } from './client/page-world.ts';
+import { sleep, waitFor } from './livekit/helpers.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'page-figures';
-const AGENT = 'agent';
-const AVATAR = 'agent-avatar';
 const VIEWER = 'user-viewer';
 
 /** Each figure's data-value (null until shown). */
@@ -52,39 +39,10 @@ const transcript = (page: Page) =>
   );
 
 describe('test page: live figures and transcript', () => {
-  let server: DevServer;
-  let tokens: TokenServer;
-  let avatarRoom: Room;
-  let agentRoom: Room;
-  let session: AvatarSession;
-  let context: BrowserContext;
-  let profile: string;
-
-  beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}: run scripts/setup.sh (apt-get install chromium)`);
-    server = await requireServer();
-    tokens = await startTokenServer({ livekitUrl: server.url, credentials: server, port: 0 });
-    avatarRoom = await joinRoom(server, ROOM, AVATAR, AGENT);
-    agentRoom = await joinLocal(server.url, await participantToken(server, { room: ROOM, identity: AGENT, kind: 'agent' }));
-    session = await startAvatarSession({ room: avatarRoom, agentIdentity: AGENT, log: rootLogger.child({ test: 'page' }, { level: 'warn' }) });
-    profile = await mkdtemp(join(tmpdir(), 'synctalk-chromium-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-  }, 60_000);
-  afterAll(async () => {
-    await context?.close();
-    await agentRoom?.disconnect();
-    await session?.close();
-    await avatarRoom?.disconnect();
-    await tokens?.close();
-    await server?.stop();
-    if (profile) await rm(profile, { recursive: true, force: true });
-  });
+  const world = pageWorld(ROOM);
 
   it('shows fps, first-frame latency, the A/V offset from the room, and the transcript by segment', async () => {
+    const { tokens, avatarRoom, agentRoom, context } = world();
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('pageerror', (e) => problems.push(e.message));

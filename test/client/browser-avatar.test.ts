@@ -12,26 +12,18 @@
  * Loopback only: no ICE servers on any side, Chromium's background networking and QUIC off.
  */
 import { copyFile, mkdir, mkdtemp, rm, stat } from 'node:fs/promises';
-import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type Room, TrackKind, TrackSource } from '@livekit/rtc-node';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { TrackKind, TrackSource } from '@livekit/rtc-node';
+import type { Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { joinLocal, SPEECH_OPENING } from '../../bench/livekit.ts';
+import { SPEECH_OPENING } from '../../bench/livekit.ts';
 import { speakLines } from '../../src/agent/scripted-agent.ts';
-import { startTokenServer, type TokenServer } from '../../src/client/token-server.ts';
-import type { DevServer } from '../../src/livekit/dev-server.ts';
-import { participantToken } from '../../src/livekit/tokens.ts';
-import { rootLogger } from '../../src/log.ts';
 import { DEMO_FACE, measureMouthOpening } from '../../src/models/demo-face.ts';
-import { type AvatarSession, startAvatarSession } from '../../src/workers/avatar-session.ts';
-import { join as joinRoom, requireServer, sleep, waitFor } from '../livekit/helpers.ts';
+import { sleep, waitFor } from '../livekit/helpers.ts';
+import { AVATAR, pageWorld } from './page-world.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const ROOM = 'browser-avatar';
-const AGENT = 'agent';
-const AVATAR = 'agent-avatar';
 const VIEWER = 'user-viewer';
 const LINE = 'Hello! I am the synctalk live avatar, talking to you in a browser.';
 /** Idle frames have a closed mouth (opening ~0). */
@@ -83,52 +75,17 @@ async function listen(page: Page): Promise<void> {
 const audioPeak = (page: Page): Promise<number> => page.evaluate(() => (window as unknown as { __audioPeak: () => number }).__audioPeak());
 
 describe('test client in Chromium, showing the real avatar', () => {
-  let server: DevServer;
-  let tokens: TokenServer;
-  let avatarRoom: Room;
-  let agentRoom: Room;
-  let session: AvatarSession;
-  let context: BrowserContext;
-  let profile: string;
+  const world = pageWorld(ROOM, { fakeMedia: true });
   let shots: string;
-
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM)) throw new Error(`chromium not found at ${CHROMIUM}: run scripts/setup.sh (apt-get install chromium)`);
-    server = await requireServer();
-    tokens = await startTokenServer({ livekitUrl: server.url, credentials: server, port: 0 });
-    avatarRoom = await joinRoom(server, ROOM, AVATAR, AGENT);
-    agentRoom = await joinLocal(server.url, await participantToken(server, { room: ROOM, identity: AGENT, kind: 'agent' }));
-    session = await startAvatarSession({ room: avatarRoom, agentIdentity: AGENT, log: rootLogger.child({ test: 'browser-avatar' }, { level: 'warn' }) });
-    profile = await mkdtemp(join(tmpdir(), 'synctalk-chromium-'));
     shots = await mkdtemp(join(tmpdir(), 'synctalk-shots-'));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        '--use-fake-ui-for-media-stream',
-        '--use-fake-device-for-media-stream',
-      ],
-    });
-  }, 60_000);
+  });
   afterAll(async () => {
-    await context?.close();
-    await agentRoom?.disconnect();
-    await session?.close();
-    await avatarRoom?.disconnect();
-    await tokens?.close();
-    await server?.stop();
-    if (profile) await rm(profile, { recursive: true, force: true });
     if (shots) await rm(shots, { recursive: true, force: true });
   });
 
   it('shows the avatar idle, then speaking the agent line with its audio, and publishes the microphone', async () => {
+    const { tokens, avatarRoom, agentRoom, session, context } = world();
     const page = await context.newPage();
     const problems: string[] = [];
     page.on('pageerror', (e) => problems.push(e.message));
