@@ -44,6 +44,7 @@ import type { WorkerMetricSet } from '../metrics/prometheus.ts';
 import { serveWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { checkServerCredentials } from './check-credentials.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
+import { shutdownDeadline } from './shutdown-deadline.ts';
 
 export const DEFAULT_INSTRUCTIONS =
   'You are a friendly assistant that the user sees as a talking face. Answer in one to three short spoken sentences, ' +
@@ -161,6 +162,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.on('exit', () => rmSync(sessionSocket, { force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     metrics = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });
+    shutdownDeadline({ liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });
     cli.runApp(
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),

@@ -62,6 +62,7 @@ import { jobMetrics, serveWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { LIVE_DEMO_PRESET, startAvatarSession, withInferModel } from './avatar-session.ts';
 import { checkServerCredentials } from './check-credentials.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
+import { shutdownDeadline } from './shutdown-deadline.ts';
 
 const log = rootLogger.child({ element: 'avatar-worker' });
 
@@ -193,6 +194,7 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET, maxJobs, targetLoad }, 'avatar worker');
+    shutdownDeadline({ liveSessions: () => live.live, log });
     cli.runApp(
       new ServerOptions({
         agent: fileURLToPath(import.meta.url),
