@@ -29,9 +29,8 @@
  * running jobs first; a second SIGINT exits at once.
  */
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { dirname } from 'node:path';
 import { rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { defaultAvatarIdentity, dispatchAvatar } from '../agent/avatar-dispatch.ts';
@@ -41,6 +40,7 @@ import { speakLines } from '../agent/scripted-agent.ts';
 import { InputError, isInputError } from '../errors.ts';
 import { rootLogger } from '../log.ts';
 import type { WorkerMetricSet } from '../metrics/prometheus.ts';
+import { privateSocketPath } from '../net/private-socket.ts';
 import { serveWorkerMetrics } from '../metrics/worker-metrics.ts';
 import { checkServerCredentials } from './check-credentials.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, targetLoadFromEnv } from './live-sessions.ts';
@@ -156,10 +156,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const maxJobs = maxJobsFromEnv(process.env, 'SYNCTALK_AGENT_MAX_JOBS', DEFAULT_AGENT_MAX_JOBS);
     const targetLoad = targetLoadFromEnv(process.env);
     await checkServerCredentials(process.env, process.argv);
-    const sessionSocket = join(tmpdir(), `synctalk-agent-sessions-${process.pid}.sock`);
+    const sessionSocket = privateSocketPath('synctalk-agent-sessions-', 'sessions.sock');
     const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log: rootLogger.child({ element: 'agent-worker' }) });
     sessions = live;
-    process.on('exit', () => rmSync(sessionSocket, { force: true }));
+    process.on('exit', () => rmSync(dirname(sessionSocket), { recursive: true, force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     metrics = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });
     shutdownDeadline({ liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });

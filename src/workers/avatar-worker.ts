@@ -44,8 +44,7 @@
  */
 import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
@@ -182,10 +181,10 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const numIdleProcesses = positiveCount('SYNCTALK_AVATAR_IDLE_PROCESSES', 1);
     const maxBatch = positiveCount('SYNCTALK_AVATAR_MAX_BATCH', 1);
     await checkServerCredentials(process.env, process.argv);
-    const sessionSocket = join(tmpdir(), `synctalk-sessions-${process.pid}.sock`);
+    const sessionSocket = privateSocketPath('synctalk-sessions-', 'sessions.sock');
     const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log });
     sessions = live;
-    process.on('exit', () => rmSync(sessionSocket, { force: true }));
+    process.on('exit', () => rmSync(dirname(sessionSocket), { recursive: true, force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     const prometheus = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log });
     metrics = prometheus;

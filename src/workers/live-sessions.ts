@@ -27,6 +27,7 @@ import { rmSync } from 'node:fs';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { InputError } from '../errors.ts';
 import type { Logger } from '../log.ts';
+import { listenPrivate } from '../net/private-socket.ts';
 
 /** The environment variable that tells job processes where the worker's session socket listens. */
 export const SESSION_SOCKET_ENV = 'SYNCTALK_SESSION_SOCKET';
@@ -63,7 +64,7 @@ export interface LiveSessions {
 export const sessionLoad = (live: number, maxJobs: number, targetLoad = SERVER_TARGET_LOAD): number => (live >= maxJobs ? 1 : (live / maxJobs) * targetLoad);
 
 /** Serves the session socket of a worker's main process. */
-export function serveLiveSessions(options: LiveSessionsOptions): Promise<LiveSessions> {
+export async function serveLiveSessions(options: LiveSessionsOptions): Promise<LiveSessions> {
   const { path, maxJobs, log } = options;
   const targetLoad = options.targetLoad ?? SERVER_TARGET_LOAD;
   const claimTimeoutMs = options.claimTimeoutMs ?? 120_000;
@@ -101,38 +102,32 @@ export function serveLiveSessions(options: LiveSessionsOptions): Promise<LiveSes
     });
   });
 
-  rmSync(path, { force: true });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(path, () => {
-      server.off('error', reject);
-      resolve({
-        get live() {
-          return jobs.size;
-        },
-        load: () => sessionLoad(jobs.size, maxJobs, targetLoad),
-        full: () => jobs.size >= maxJobs,
-        accepted: (id) => {
-          if (jobs.has(id)) return;
-          const timer = setTimeout(() => end(id, `not started within ${claimTimeoutMs} ms`), claimTimeoutMs);
-          timer.unref();
-          jobs.set(id, { timer });
-          log.info({ job: id, live: jobs.size, maxJobs }, `session accepted: ${jobs.size} of ${maxJobs} live`);
-        },
-        close: () =>
-          new Promise<void>((done) => {
-            for (const job of jobs.values()) {
-              clearTimeout(job.timer);
-              job.socket?.destroy();
-            }
-            server.close(() => {
-              rmSync(path, { force: true });
-              done();
-            });
-          }),
-      });
-    });
-  });
+  await listenPrivate(server, path, 'the session counter');
+  return {
+    get live() {
+      return jobs.size;
+    },
+    load: () => sessionLoad(jobs.size, maxJobs, targetLoad),
+    full: () => jobs.size >= maxJobs,
+    accepted: (id) => {
+      if (jobs.has(id)) return;
+      const timer = setTimeout(() => end(id, `not started within ${claimTimeoutMs} ms`), claimTimeoutMs);
+      timer.unref();
+      jobs.set(id, { timer });
+      log.info({ job: id, live: jobs.size, maxJobs }, `session accepted: ${jobs.size} of ${maxJobs} live`);
+    },
+    close: () =>
+      new Promise<void>((done) => {
+        for (const job of jobs.values()) {
+          clearTimeout(job.timer);
+          job.socket?.destroy();
+        }
+        server.close(() => {
+          rmSync(path, { force: true });
+          done();
+        });
+      }),
+  };
 }
 
 /**

@@ -4,10 +4,9 @@
  * unclaimed acceptances expire, and the load stays below the server's 0.7 until maxJobs are live.
  */
 import { spawn } from 'node:child_process';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
+import { privateSocketPath } from '../../src/net/private-socket.ts';
 import { holdSession, type LiveSessions, maxJobsFromEnv, serveLiveSessions, SESSION_SOCKET_ENV, sessionLoad } from '../../src/workers/live-sessions.ts';
 import { waitFor } from '../livekit/helpers.ts';
 
@@ -28,7 +27,7 @@ describe('live sessions', () => {
   });
 
   it('counts an accepted job, holds it while its lease is open, and drops it when released or its process exits', async () => {
-    const path = join(tmpdir(), `synctalk-sessions-test-${process.pid}.sock`);
+    const path = privateSocketPath('synctalk-sessions-test-', 'sessions.sock');
     sessions = await serveLiveSessions({ path, maxJobs: 2, log });
     const env = { [SESSION_SOCKET_ENV]: path };
     sessions.accepted('job-a');
@@ -54,7 +53,7 @@ describe('live sessions', () => {
   });
 
   it('an acceptance no job process claims expires', async () => {
-    const path = join(tmpdir(), `synctalk-sessions-test2-${process.pid}.sock`);
+    const path = privateSocketPath('synctalk-sessions-test-', 'sessions.sock');
     sessions = await serveLiveSessions({ path, maxJobs: 1, claimTimeoutMs: 200, log });
     sessions.accepted('lost');
     expect(sessions.full()).toBe(true);
