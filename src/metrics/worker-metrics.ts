@@ -9,8 +9,6 @@
  * Call `serveWorkerMetrics` before agents-js starts (the job processes inherit the socket's path), and
  * `jobMetrics` in a job's entry; its `close` (a shutdown callback) sends the job's last figures.
  */
-import { rmSync } from 'node:fs';
-import { dirname } from 'node:path';
 import { Registry } from 'prom-client';
 import type { Observable, Subscription } from 'rxjs';
 import type { Logger } from '../log.ts';
@@ -36,7 +34,6 @@ export async function serveWorkerMetrics(options: WorkerMetricsOptions): Promise
   const m = workerMetrics({ maxJobs: options.maxJobs, liveSessions: options.liveSessions });
   const path = privateSocketPath('synctalk-metrics-', 'metrics.sock');
   const relay = await serveMetricsRelay({ path, log: options.log });
-  process.on('exit', () => rmSync(dirname(path), { recursive: true, force: true }));
   process.env[METRICS_SOCKET_ENV] = path;
   serveMetricsRoute({
     host: options.host,

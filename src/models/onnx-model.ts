@@ -60,7 +60,7 @@ const WORKER_ENTRY = new URL(import.meta.url.endsWith('.ts') ? './onnx-worker-bo
  * above the process's favours the main thread, whose event loop paces audio and video, on a CPU-only machine whose
  * cores serve nothing else; beside other busy processes it starves inference (see onnx-worker.ts).
  */
-export function inferenceNice(): number {
+function inferenceNice(): number {
   const raw = process.env.SYNCTALK_INFERENCE_NICE;
   if (raw === undefined || raw === '') return 0;
   const n = Number(raw);

@@ -2,7 +2,7 @@
  * Unix sockets that only this user's processes can reach (the model server, the metrics relay).
  *
  * - `privateSocketPath(prefix, name)`: `name` in a fresh folder of its own under the system's temporary folder
- *   (mode 0700, unguessable name).
+ *   (mode 0700, unguessable name); the folder is removed when the process exits.
  * - `listenPrivate(server, path, what)`: the socket's folder is created mode 0700 when missing; an existing one must
  *   be this user's and closed to group and others (an InputError naming `what` otherwise); a stale socket file
  *   (from a crashed process) is replaced; the socket is made mode 0600 once listening.
@@ -13,7 +13,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { InputError } from '../errors.ts';
 
-export const privateSocketPath = (prefix: string, name: string): string => join(mkdtempSync(join(tmpdir(), prefix)), name);
+export function privateSocketPath(prefix: string, name: string): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  return join(dir, name);
+}
 
 function privateFolder(socket: string, what: string): void {
   const dir = dirname(socket);

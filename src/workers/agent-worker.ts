@@ -29,8 +29,6 @@
  * running jobs first; a second SIGINT exits at once.
  */
 import { pathToFileURL, fileURLToPath } from 'node:url';
-import { dirname } from 'node:path';
-import { rmSync } from 'node:fs';
 import { cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ParticipantKind, RoomEvent } from '@livekit/rtc-node';
 import { defaultAvatarIdentity, dispatchAvatar } from '../agent/avatar-dispatch.ts';
@@ -159,7 +157,6 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const sessionSocket = privateSocketPath('synctalk-agent-sessions-', 'sessions.sock');
     const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log: rootLogger.child({ element: 'agent-worker' }) });
     sessions = live;
-    process.on('exit', () => rmSync(dirname(sessionSocket), { recursive: true, force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     metrics = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });
     shutdownDeadline({ liveSessions: () => live.live, log: rootLogger.child({ element: 'agent-worker' }) });

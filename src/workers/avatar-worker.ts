@@ -42,9 +42,7 @@
  * - SYNCTALK_LOG_LEVEL: log level (default info).
  * - SYNCTALK_INFERENCE_NICE: nice value of the inference threads (default 0; models/onnx-model.ts).
  */
-import { rmSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { AutoSubscribe, cli, defineAgent, type JobContext, type JobRequest, ServerOptions } from '@livekit/agents';
 import { ContinualGatheringPolicy, IceTransportType } from '@livekit/rtc-node';
@@ -184,13 +182,11 @@ if (process.argv[1] !== undefined && import.meta.url === pathToFileURL(process.a
     const sessionSocket = privateSocketPath('synctalk-sessions-', 'sessions.sock');
     const live = await serveLiveSessions({ path: sessionSocket, maxJobs, targetLoad, log });
     sessions = live;
-    process.on('exit', () => rmSync(dirname(sessionSocket), { recursive: true, force: true }));
     process.env[SESSION_SOCKET_ENV] = sessionSocket;
     const prometheus = await serveWorkerMetrics({ host: '127.0.0.1', port, maxJobs, liveSessions: () => live.live, log });
     metrics = prometheus;
     const socket = privateSocketPath('synctalk-models-', 'models.sock');
     await serveModels({ path: socket, models: new ModelCache({ ...(maxBatch === undefined ? {} : { maxBatch }), onRun: (path, run) => recordModelRun(prometheus, path, run) }), log });
-    process.on('exit', () => rmSync(dirname(socket), { recursive: true, force: true }));
     process.env[MODEL_SOCKET_ENV] = socket;
     log.info({ agentName: AVATAR_AGENT_NAME, pipeline: process.env.SYNCTALK_PIPELINE || LIVE_DEMO_PRESET, maxJobs, targetLoad }, 'avatar worker');
     shutdownDeadline({ liveSessions: () => live.live, log });
