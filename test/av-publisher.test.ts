@@ -137,6 +137,19 @@ describe('publishAv on virtual time', () => {
     });
   });
 
+  it('metrics of what was released: the A/V offset when each video is handed over, the frame periods the audio ran dry', () => {
+    virtual(({ cold, expectObservable }, { output }) => {
+      const input = cold<PipelineEvent>('(abc) 295ms d', { a: av(null, 0), b: av(null, 1), c: av(null, 2), d: av(null, 3) });
+      const metrics = input.pipe(
+        publishAv({ output: () => [output], budget: new AudioBudget(10), log, sourceEvents: cold('-') }),
+        map((e) => (e.type === 'progress' ? `${Math.round(e.avOffsetMs)}/${e.skipped}` : e.type)),
+      );
+      // video goes out when its audio is accepted: ahead of it by the audio queued before it (0, 40, then 60 ms
+      // once the 100 ms queue is full); d comes 180 ms after the audio ran dry at 120 ms: 4 frame periods skipped
+      expectObservable(metrics).toBe('(xy) 16ms z 279ms w', { x: '0/0', y: '40/0', z: '60/0', w: '0/4' });
+    });
+  });
+
   it('a flush seen on the source interrupts once: positions as played, its copy on the input let go, later frames dropped', () => {
     const { budget } = virtual(({ hot, expectObservable }, { publish, budget }) => {
       void budget.reserve(1);

