@@ -16,10 +16,10 @@
  *    and render.onnx alone per frame in runs of 1 and of 4 frames (the graph's own batch gain).
  *
  * render.onnx casts rays only through the bundle's static ray set (docs/synctalk-bundle.md, "Ray set": in portrait
- * mode the pixels under some frame's face mask that may see the head, ~19 % of the test avatar's frame), so cost
- * grows with that set (rays x samples per ray), i.e. with the pixel count for a given framing: figures at 64, 128 and
- * 256 px scale to 512 x 512 by (512 / size)^2. The reference marches every pixel and evaluates the networks on the
- * occupied samples of every ray.
+ * mode the pixels under some frame's face mask that may see the head, 25 % of the 128 x 128 test avatar's frame with
+ * its soft masks), so cost grows with that set (rays x samples per ray), i.e. with the pixel count for a given
+ * framing: figures at 64, 128 and 256 px scale to 512 x 512 by (512 / size)^2. The reference marches every pixel and
+ * evaluates the networks on the occupied samples of every ray.
  */
 import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
