@@ -53,6 +53,10 @@ describe('agent worker process (scripted mode)', () => {
     let avatarRoom: Room | undefined;
     try {
       const agent = await waitFor('the agent to join', () => [...user.remoteParticipants.values()].find((p) => p.info.kind === ParticipantKind.AGENT), 45_000);
+      // the agent joins the room first, then dispatches the avatar (and logs it)
+      await waitFor('the avatar dispatch', () => (output.includes('"msg":"avatar dispatched"') ? true : undefined), 15_000).catch((e: Error) => {
+        throw new Error(`${e.message}\n${output}`);
+      });
       const dispatches = await new AgentDispatchClient(server.url, server.apiKey, server.apiSecret).listDispatch('worker-room');
       const avatarDispatch = dispatches.find((d) => d.agentName === AVATAR_AGENT_NAME);
       expect(avatarDispatch, output).toBeDefined();
